@@ -1,0 +1,128 @@
+//! Signal handling: every signal is blocked in the init and read from a
+//! signalfd; the workload gets the original mask and default dispositions
+//! back before exec.
+
+use std::io::Write as _;
+use std::mem;
+use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+
+use libc::c_int;
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, SigmaskHow};
+use nix::unistd::Pid;
+
+use super::{Error, PROG};
+
+/// The init's signal state: all signals blocked, pending ones readable from
+/// `fd`.
+#[derive(Debug)]
+pub struct Signals {
+    fd: OwnedFd,
+    original_mask: SigSet,
+}
+
+impl Signals {
+    /// Blocks every signal (SIGKILL and SIGSTOP cannot be) and opens a
+    /// close-on-exec signalfd for all of them.
+    ///
+    /// A signal caused by a fault of the init itself (SIGSEGV...) is still
+    /// fatal: the kernel unblocks and defaults it.
+    pub fn block_all() -> Result<Self, Error> {
+        let all = SigSet::all();
+        let original_mask = all
+            .thread_swap_mask(SigmaskHow::SIG_BLOCK)
+            .map_err(|errno| Error::Setup("block signals", errno))?;
+        // SAFETY: plain syscall on a valid sigset; the fd is owned below.
+        let raw = unsafe { libc::signalfd(-1, all.as_ref(), libc::SFD_CLOEXEC) };
+        if raw < 0 {
+            return Err(Error::Setup("create signalfd", Errno::last()));
+        }
+        // SAFETY: `raw` is a fresh fd nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        Ok(Signals { fd, original_mask })
+    }
+
+    /// The mask the init started with, for the workload.
+    pub fn original_mask(&self) -> SigSet {
+        self.original_mask
+    }
+
+    /// Waits for the next signal and returns its number.
+    pub fn next(&self) -> Result<c_int, Error> {
+        loop {
+            // SAFETY: all-zero bytes are a valid signalfd_siginfo.
+            let mut info: libc::signalfd_siginfo = unsafe { mem::zeroed() };
+            let size = mem::size_of::<libc::signalfd_siginfo>();
+            // SAFETY: reads at most `size` bytes into `info`.
+            let n = unsafe {
+                libc::read(
+                    self.fd.as_raw_fd(),
+                    (&mut info as *mut libc::signalfd_siginfo).cast(),
+                    size,
+                )
+            };
+            if n < 0 {
+                match Errno::last() {
+                    Errno::EINTR => continue,
+                    errno => return Err(Error::Supervise("read signalfd", errno)),
+                }
+            }
+            if n as usize != size {
+                return Err(Error::Supervise("read signalfd", Errno::EIO));
+            }
+            // Signal numbers are small positive ints.
+            return Ok(info.ssi_signo as c_int);
+        }
+    }
+}
+
+/// Sends `sig` to `pid` (the process, not its group). A workload that is
+/// already gone (ESRCH) is not an error; other failures are reported and
+/// the init carries on.
+pub fn forward(pid: Pid, sig: c_int) {
+    // SAFETY: plain syscall.
+    if unsafe { libc::kill(pid.as_raw(), sig) } == 0 {
+        return;
+    }
+    let errno = Errno::last();
+    if errno != Errno::ESRCH {
+        let _ = writeln!(
+            std::io::stderr(),
+            "{PROG}: forward signal {sig} to {pid}: {}",
+            errno.desc()
+        );
+    }
+}
+
+/// Discards pending instances of `sig` (setting a signal to "ignore" drops
+/// what is pending, even while blocked) and restores its disposition.
+pub fn discard_pending(sig: c_int) -> Result<(), Errno> {
+    // SAFETY: `sigaction` structs are plain data; SIG_IGN needs no handler.
+    unsafe {
+        let mut ignore: libc::sigaction = mem::zeroed();
+        ignore.sa_sigaction = libc::SIG_IGN;
+        let mut previous: libc::sigaction = mem::zeroed();
+        Errno::result(libc::sigaction(sig, &ignore, &mut previous))?;
+        Errno::result(libc::sigaction(sig, &previous, std::ptr::null_mut()))?;
+    }
+    Ok(())
+}
+
+/// In the forked workload, before exec: every signal back to its default
+/// disposition (the Rust runtime ignores SIGPIPE, and ignored dispositions
+/// survive exec), then the init's original mask.
+pub fn reset_for_exec(original_mask: &SigSet) -> Result<(), Errno> {
+    // SAFETY: see discard_pending; SIG_DFL needs no handler.
+    let mut default: libc::sigaction = unsafe { mem::zeroed() };
+    default.sa_sigaction = libc::SIG_DFL;
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // Fails (EINVAL) only for the signals libc reserves for itself,
+        // which it manages.
+        // SAFETY: valid sigaction struct, no old action requested.
+        let _ = unsafe { libc::sigaction(sig, &default, std::ptr::null_mut()) };
+    }
+    original_mask.thread_set_mask()
+}
