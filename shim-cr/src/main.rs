@@ -1,1 +1,62 @@
-fn main() {}
+//! `containerd-shim-kata-cr-v2`: checkpoint/restore for Kata Containers as a
+//! proxy in front of the unmodified inner shim.
+
+mod args;
+mod bootstrap;
+mod bundle_state;
+mod config;
+mod delete;
+mod error;
+mod forward;
+mod grouping;
+mod intercept;
+mod logging;
+mod runtime_options;
+mod serve;
+mod socket;
+mod start;
+
+use std::io::Write;
+
+/// The hidden action `start` uses to launch the proxy server.
+pub const SERVE_ACTION: &str = "__kata-cr-serve";
+
+fn main() {
+    let mut argv = std::env::args().skip(1);
+    let first = argv.next();
+    if first.as_deref() == Some(SERVE_ACTION) {
+        let json = argv.next().unwrap_or_default();
+        std::process::exit(match serve::run(&json) {
+            Ok(()) => 0,
+            Err(_) => 1,
+        });
+    }
+    let args = match args::ShimArgs::parse(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => fail(&e),
+    };
+    if args.version {
+        println!("containerd-shim-kata-cr-v2 {}", env!("CARGO_PKG_VERSION"));
+        return;
+    }
+    let out = match args.action.as_str() {
+        "start" => start::run(&args),
+        "delete" => delete::run(&args),
+        other => Err(error::Error::InvalidArgument(format!(
+            "unsupported action {other:?} (want start or delete)"
+        ))),
+    };
+    match out {
+        Ok(bytes) => {
+            let mut so = std::io::stdout().lock();
+            let _ = so.write_all(&bytes);
+            let _ = so.flush();
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &error::Error) -> ! {
+    eprintln!("kata-cr: {e}");
+    std::process::exit(1)
+}

@@ -1,0 +1,200 @@
+//! kata-cr's own configuration file (TOML). Every setting is documented in
+//! `configs/kata-cr.toml`, which is also what `make install` places.
+//!
+//! Where it comes from, first match wins:
+//! 1. `$KATA_CR_CONFIG`;
+//! 2. the runtime options' `ConfigPath` (containerd `options = { ConfigPath = ... }`);
+//! 3. `/etc/kata-cr/config.toml`, if it exists;
+//! 4. the built-in defaults.
+//!
+//! A path named by 1 or 2 must exist; a file that does not parse is an error
+//! that names it.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+pub const DEFAULT_PATH: &str = "/etc/kata-cr/config.toml";
+pub const ENV_PATH: &str = "KATA_CR_CONFIG";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the configuration was read from ("" for built-in defaults).
+    #[serde(skip)]
+    pub source: String,
+    #[serde(default)]
+    pub inner: Inner,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inner {
+    /// The shim kata-cr fronts: a name looked up on PATH, or an absolute path.
+    #[serde(default = "default_inner_binary")]
+    pub binary: String,
+    /// Handed to the inner shim as the runtime options' ConfigPath in place of
+    /// kata-cr's own (Kata's configuration.toml). Empty: no ConfigPath.
+    #[serde(default)]
+    pub config_path: String,
+}
+
+fn default_inner_binary() -> String {
+    "containerd-shim-kata-v2".into()
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Inner {
+            binary: default_inner_binary(),
+            config_path: String::new(),
+        }
+    }
+}
+
+impl Config {
+    pub fn parse(text: &str, source: &str) -> Result<Self> {
+        let mut c: Config = toml::from_str(text).map_err(|e| Error::Config {
+            path: source.to_string(),
+            reason: e.to_string(),
+        })?;
+        c.source = source.to_string();
+        if c.inner.binary.trim().is_empty() {
+            return Err(Error::Config {
+                path: source.to_string(),
+                reason: "inner.binary is empty".into(),
+            });
+        }
+        Ok(c)
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Resolve as documented above. `options_path` is the runtime options'
+    /// ConfigPath, if containerd sent one.
+    pub fn resolve(env_path: Option<&str>, options_path: Option<&str>) -> Result<Self> {
+        if let Some(p) = env_path.filter(|p| !p.is_empty()) {
+            return Self::load(Path::new(p));
+        }
+        if let Some(p) = options_path.filter(|p| !p.is_empty()) {
+            return Self::load(Path::new(p));
+        }
+        if Path::new(DEFAULT_PATH).exists() {
+            return Self::load(Path::new(DEFAULT_PATH));
+        }
+        Ok(Config::default())
+    }
+
+    /// The inner shim's binary as an absolute path, found like containerd
+    /// finds shims: PATH, then beside our own executable.
+    pub fn inner_binary_path(&self) -> Result<PathBuf> {
+        let name = &self.inner.binary;
+        let missing = |reason: String| Error::InnerShim {
+            binary: name.clone(),
+            reason,
+        };
+        if name.contains('/') {
+            let p = PathBuf::from(name);
+            return if is_executable(&p) {
+                Ok(p)
+            } else {
+                Err(missing(format!(
+                    "not an executable file (configured in {})",
+                    self.source_name()
+                )))
+            };
+        }
+        let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).collect())
+            .unwrap_or_default();
+        if let Some(dir) = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(Path::to_path_buf))
+        {
+            dirs.push(dir);
+        }
+        dirs.into_iter()
+            .map(|d| d.join(name))
+            .find(|p| is_executable(p))
+            .ok_or_else(|| {
+                missing(format!(
+                    "not found on PATH or beside kata-cr (configured in {})",
+                    self.source_name()
+                ))
+            })
+    }
+
+    fn source_name(&self) -> &str {
+        if self.source.is_empty() {
+            "built-in defaults"
+        } else {
+            &self.source
+        }
+    }
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_front_the_kata_shim() {
+        let c = Config::parse("", "/x.toml").unwrap();
+        assert_eq!(c.inner.binary, "containerd-shim-kata-v2");
+        assert_eq!(c.source, "/x.toml");
+    }
+
+    #[test]
+    fn bad_files_are_named() {
+        let e = Config::parse("[inner]\nbinnary = 1\n", "/etc/kata-cr/bad.toml").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("/etc/kata-cr/bad.toml"), "{msg}");
+        assert!(msg.contains("binnary"), "{msg}");
+        let e = Config::parse("[inner]\nbinary = \"\"\n", "/c.toml").unwrap_err();
+        assert!(e.to_string().contains("inner.binary"));
+    }
+
+    #[test]
+    fn explicit_missing_path_is_an_error_naming_it() {
+        let e = Config::resolve(Some("/nonexistent/kata-cr.toml"), None).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/kata-cr.toml"));
+        let e = Config::resolve(None, Some("/nonexistent/opt.toml")).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/opt.toml"));
+    }
+
+    #[test]
+    fn env_wins_over_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[inner]\nbinary = \"/bin/true\"\n").unwrap();
+        let c = Config::resolve(p.to_str(), Some("/nonexistent")).unwrap();
+        assert_eq!(c.inner.binary, "/bin/true");
+        assert_eq!(c.inner_binary_path().unwrap(), PathBuf::from("/bin/true"));
+    }
+
+    #[test]
+    fn missing_inner_binary_is_named() {
+        let c =
+            Config::parse("[inner]\nbinary = \"containerd-shim-nope-v9\"\n", "/c.toml").unwrap();
+        let e = c.inner_binary_path().unwrap_err().to_string();
+        assert!(
+            e.contains("containerd-shim-nope-v9") && e.contains("/c.toml"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,172 @@
+//! The byte-for-byte forwarder: every method of the task (v2 and v3) and
+//! sandbox services, registered by name, passes the raw request to the inner
+//! shim with its metadata and deadline, and returns the inner response (or
+//! its status, code and message intact). Only the service name is rewritten
+//! when containerd and the inner shim speak different task API versions.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ttrpc::r#async::{Client, MethodHandler, Service, TtrpcContext};
+use ttrpc::{Code, Request, Response, Status};
+
+use crate::intercept::Router;
+
+pub const TASK_V2: &str = "containerd.task.v2.Task";
+pub const TASK_V3: &str = "containerd.task.v3.Task";
+pub const SANDBOX_V1: &str = "containerd.runtime.sandbox.v1.Sandbox";
+
+/// Every method of `containerd.task.v{2,3}.Task`. A method missing here would
+/// answer UNIMPLEMENTED instead of reaching the inner shim; a test compares
+/// this list with the generated service.
+pub const TASK_METHODS: &[&str] = &[
+    "State",
+    "Create",
+    "Start",
+    "Delete",
+    "Pids",
+    "Pause",
+    "Resume",
+    "Checkpoint",
+    "Kill",
+    "Exec",
+    "ResizePty",
+    "CloseIO",
+    "Update",
+    "Wait",
+    "Stats",
+    "Connect",
+    "Shutdown",
+];
+
+/// Every method of `containerd.runtime.sandbox.v1.Sandbox`.
+pub const SANDBOX_METHODS: &[&str] = &[
+    "CreateSandbox",
+    "StartSandbox",
+    "Platform",
+    "StopSandbox",
+    "WaitSandbox",
+    "SandboxStatus",
+    "PingSandbox",
+    "ShutdownSandbox",
+    "SandboxMetrics",
+];
+
+pub fn is_task_service(service: &str) -> bool {
+    service == TASK_V2 || service == TASK_V3
+}
+
+pub fn task_service_for(version: i32) -> &'static str {
+    if version >= 3 {
+        TASK_V3
+    } else {
+        TASK_V2
+    }
+}
+
+/// The connection to the inner shim.
+pub struct Inner {
+    client: Client,
+    task_service: &'static str,
+}
+
+impl Inner {
+    pub fn new(client: Client, task_api_version: i32) -> Self {
+        Inner {
+            client,
+            task_service: task_service_for(task_api_version),
+        }
+    }
+
+    pub async fn forward(&self, mut req: Request) -> Response {
+        if is_task_service(&req.service) {
+            req.service = self.task_service.to_string();
+        }
+        match self.client.request(req).await {
+            Ok(resp) => resp,
+            Err(ttrpc::Error::RpcStatus(s)) => status_response(s),
+            Err(e) => status_response(ttrpc::get_status(
+                Code::UNAVAILABLE,
+                format!("kata-cr: inner shim unreachable: {e}"),
+            )),
+        }
+    }
+}
+
+pub fn status_response(status: Status) -> Response {
+    let mut r = Response::new();
+    r.set_status(status);
+    r
+}
+
+struct Handler(Arc<Router>);
+
+#[async_trait]
+impl MethodHandler for Handler {
+    async fn handler(&self, _ctx: TtrpcContext, req: Request) -> ttrpc::Result<Response> {
+        Ok(self.0.route(req).await)
+    }
+}
+
+fn service(methods: &[&str], router: &Arc<Router>) -> Service {
+    let methods = methods
+        .iter()
+        .map(|m| {
+            let h: Box<dyn MethodHandler + Send + Sync> = Box::new(Handler(router.clone()));
+            (m.to_string(), h)
+        })
+        .collect();
+    Service {
+        methods,
+        streams: HashMap::new(),
+    }
+}
+
+pub fn services(router: Arc<Router>) -> HashMap<String, Service> {
+    HashMap::from([
+        (TASK_V2.to_string(), service(TASK_METHODS, &router)),
+        (TASK_V3.to_string(), service(TASK_METHODS, &router)),
+        (SANDBOX_V1.to_string(), service(SANDBOX_METHODS, &router)),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use containerd_shim_protos::shim_async::{create_task, Task};
+
+    use super::*;
+
+    struct Nothing;
+    impl Task for Nothing {}
+
+    #[test]
+    fn every_generated_task_method_is_forwarded() {
+        let generated = create_task(Arc::new(Nothing));
+        let svc = generated.get(TASK_V3).expect("v3 task service");
+        let gen: BTreeSet<_> = svc.methods.keys().cloned().collect();
+        let ours: BTreeSet<_> = TASK_METHODS.iter().map(|s| s.to_string()).collect();
+        assert_eq!(gen, ours);
+        assert_eq!(TASK_METHODS.len(), 17);
+    }
+
+    #[test]
+    fn sandbox_methods_match_the_proto() {
+        let proto = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/sandbox-v1-rpcs.txt"
+        ));
+        let listed: BTreeSet<_> = proto.split_whitespace().collect();
+        let ours: BTreeSet<_> = SANDBOX_METHODS.iter().copied().collect();
+        assert_eq!(listed, ours);
+    }
+
+    #[test]
+    fn versions_map_to_service_names() {
+        assert_eq!(task_service_for(2), TASK_V2);
+        assert_eq!(task_service_for(3), TASK_V3);
+        assert!(is_task_service(TASK_V2) && !is_task_service(SANDBOX_V1));
+    }
+}

@@ -1,0 +1,262 @@
+//! The proxy server process: one per pod, started by `start` with the
+//! listening socket as fd 3. It connects to the inner shim, serves the
+//! forwarder, and exits when the inner shim exits (no orphan proxies). It
+//! does not depend on containerd staying up: after a containerd restart,
+//! containerd reconnects to the same socket from the bundle's records.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::unix::AsyncFd;
+use tokio::signal::unix::{signal, SignalKind};
+use ttrpc::r#async::transport::{Listener, Socket};
+use ttrpc::r#async::{Client, Server};
+
+use crate::bootstrap::Bootstrap;
+use crate::config::Config;
+use crate::error::{Error, IoContext, Result};
+use crate::forward::{services, Inner};
+use crate::intercept::Router;
+use crate::socket;
+use crate::start::LISTENER_FD;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServeParams {
+    pub id: String,
+    pub namespace: String,
+    pub bundle: PathBuf,
+    pub socket: PathBuf,
+    pub inner: Bootstrap,
+    pub debug: bool,
+    pub config: Config,
+}
+
+pub fn run(json: &str) -> Result<()> {
+    let params: ServeParams = serde_json::from_str(json)
+        .map_err(|e| Error::InvalidArgument(format!("serve parameters: {e}")))?;
+    crate::logging::init(&params.bundle, params.debug);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ctx(|| "tokio runtime".into())?;
+    let res = rt.block_on(serve(&params));
+    let _ = std::fs::remove_file(&params.socket);
+    if let Err(e) = &res {
+        tracing::error!(error = %e, "proxy server failed");
+    }
+    res
+}
+
+async fn serve(p: &ServeParams) -> Result<()> {
+    let stream = socket::connect(&p.inner.address)?;
+    let cred = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
+        .map_err(|e| Error::io(format!("peer credentials of {}", p.inner.address), e.into()))?;
+    let inner_pid = cred.pid();
+    stream.set_nonblocking(true).ctx(|| "inner socket".into())?;
+    let client = Client::new(Socket::from(
+        tokio::net::UnixStream::from_std(stream).ctx(|| "inner socket".into())?,
+    ));
+    let router = Arc::new(Router::new(
+        Inner::new(client, p.inner.version),
+        p.config.clone(),
+    ));
+
+    // SAFETY: `start` placed our listening socket at LISTENER_FD and nothing
+    // else owns it.
+    let std_listener = unsafe { std::os::unix::net::UnixListener::from_raw_fd(LISTENER_FD) };
+    std_listener
+        .set_nonblocking(true)
+        .ctx(|| "listener".into())?;
+    let listener =
+        Listener::from(tokio::net::UnixListener::from_std(std_listener).ctx(|| "listener".into())?);
+    let mut server = proxy_server(listener, router);
+    server.start().await?;
+    tracing::info!(id = %p.id, namespace = %p.namespace, inner = %p.inner.address, inner_pid, socket = %p.socket.display(), "kata-cr proxy serving");
+
+    let exited = wait_pid(inner_pid);
+    let mut term = signal(SignalKind::terminate()).ctx(|| "SIGTERM handler".into())?;
+    let mut int = signal(SignalKind::interrupt()).ctx(|| "SIGINT handler".into())?;
+    tokio::select! {
+        r = exited => { r?; tracing::info!(inner_pid, "inner shim exited; proxy exits"); }
+        _ = term.recv() => tracing::info!("SIGTERM; proxy exits"),
+        _ = int.recv() => tracing::info!("SIGINT; proxy exits"),
+    }
+    // Let the answer to a forwarded Shutdown reach containerd before we go.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    Ok(())
+}
+
+pub fn proxy_server(listener: Listener, router: Arc<Router>) -> Server {
+    Server::new()
+        .add_listener(listener)
+        .register_service(services(router))
+}
+
+/// Resolves when `pid` exits. It is not our child: a pidfd tells.
+async fn wait_pid(pid: i32) -> Result<()> {
+    // SAFETY: plain syscall; the result is checked.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ESRCH) {
+            return Ok(());
+        }
+        return Err(Error::io(format!("pidfd_open({pid})"), e));
+    }
+    // SAFETY: fd was just returned by pidfd_open and is ours.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // SAFETY: the AsyncFd owns the OwnedFd, which stays open as long as it.
+    let afd = unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+        .map_err(|e| {
+            Error::io(
+                format!("watch pid {pid}"),
+                std::io::Error::other(e.to_string()),
+            )
+        })?;
+    let _guard = afd.readable().await.ctx(|| format!("watch pid {pid}"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+    use containerd_shim_protos::api::{KillRequest, StateRequest, StateResponse};
+    use containerd_shim_protos::protobuf::well_known_types::empty::Empty;
+    use containerd_shim_protos::shim_async::{create_task, Task, TaskClient};
+    use protobuf::Message;
+    use ttrpc::r#async::TtrpcContext;
+    use ttrpc::Code;
+
+    use super::*;
+
+    /// An inner shim that answers State with what it saw and refuses Kill.
+    struct FakeInner;
+
+    #[async_trait]
+    impl Task for FakeInner {
+        async fn state(
+            &self,
+            ctx: &TtrpcContext,
+            req: StateRequest,
+        ) -> ttrpc::Result<StateResponse> {
+            let mut r = StateResponse::new();
+            r.id = req.id;
+            r.pid = 42;
+            r.stdin = ctx
+                .metadata
+                .get("k")
+                .map(|v| v.join(","))
+                .unwrap_or_default();
+            r.stdout = ctx.timeout_nano.to_string();
+            Ok(r)
+        }
+        async fn kill(&self, _: &TtrpcContext, _: KillRequest) -> ttrpc::Result<Empty> {
+            Err(ttrpc::Error::RpcStatus(ttrpc::get_status(
+                Code::NOT_FOUND,
+                "process 7 not found",
+            )))
+        }
+    }
+
+    async fn start_pair(dir: &std::path::Path) -> (Server, Server, Client) {
+        let inner_sock = format!("unix://{}/inner.sock", dir.display());
+        let mut inner = Server::new()
+            .bind(&inner_sock)
+            .unwrap()
+            .register_service(create_task(Arc::new(FakeInner)));
+        inner.start().await.unwrap();
+        let to_inner = Client::connect(&inner_sock).await.unwrap();
+        let router = Arc::new(Router::new(Inner::new(to_inner, 3), Config::default()));
+        let proxy_sock = format!("unix://{}/proxy.sock", dir.display());
+        let mut proxy = proxy_server(Listener::bind(&proxy_sock).unwrap(), router);
+        proxy.start().await.unwrap();
+        let client = Client::connect(&proxy_sock).await.unwrap();
+        (inner, proxy, client)
+    }
+
+    #[tokio::test]
+    async fn requests_and_statuses_cross_the_proxy_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_inner, _proxy, client) = start_pair(dir.path()).await;
+        let tc = TaskClient::new(client.clone());
+        let mut ctx = ttrpc::context::with_timeout(5_000_000_000);
+        ctx.add("k".into(), "v1".into());
+        let mut req = StateRequest::new();
+        req.id = "c1".into();
+        let r = tc.state(ctx, &req).await.unwrap();
+        assert_eq!((r.id.as_str(), r.pid), ("c1", 42));
+        assert_eq!(r.stdin, "v1", "metadata reaches the inner shim");
+        assert_eq!(r.stdout, "5000000000", "deadline reaches the inner shim");
+
+        let err = tc
+            .kill(ttrpc::context::with_timeout(0), &KillRequest::new())
+            .await
+            .unwrap_err();
+        match err {
+            ttrpc::Error::RpcStatus(s) => {
+                assert_eq!(s.code(), Code::NOT_FOUND);
+                assert_eq!(s.message(), "process 7 not found");
+            }
+            e => panic!("unexpected {e:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn task_v2_callers_reach_a_v3_inner_shim() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_inner, _proxy, client) = start_pair(dir.path()).await;
+        let mut req = ttrpc::Request::new();
+        req.service = crate::forward::TASK_V2.into();
+        req.method = "State".into();
+        let mut sr = StateRequest::new();
+        sr.id = "v2".into();
+        req.payload = sr.write_to_bytes().unwrap();
+        let resp = client.request(req).await.unwrap();
+        let r = StateResponse::parse_from_bytes(&resp.payload).unwrap();
+        assert_eq!(r.id, "v2");
+    }
+
+    #[tokio::test]
+    async fn unknown_methods_answer_like_the_inner_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_inner, _proxy, client) = start_pair(dir.path()).await;
+        let mut req = ttrpc::Request::new();
+        req.service = crate::forward::SANDBOX_V1.into();
+        req.method = "PingSandbox".into();
+        let err = client.request(req).await.unwrap_err();
+        match err {
+            ttrpc::Error::RpcStatus(s) => {
+                // The fake serves no sandbox service: its own answer comes back.
+                assert_eq!(s.code(), Code::INVALID_ARGUMENT);
+                assert!(
+                    s.message().contains("service does not exist"),
+                    "{}",
+                    s.message()
+                );
+            }
+            e => panic!("unexpected {e:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn wait_pid_resolves_when_the_process_exits() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("0.2")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let waiter = tokio::spawn(wait_pid(pid));
+        // Reap it so the pidfd reports the exit.
+        tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("pidfd reported the exit")
+            .unwrap()
+            .unwrap();
+    }
+}
