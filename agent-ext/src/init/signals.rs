@@ -5,6 +5,7 @@
 use std::io::Write as _;
 use std::mem;
 use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+use std::ptr;
 
 use libc::c_int;
 use nix::errno::Errno;
@@ -103,26 +104,37 @@ pub fn discard_pending(sig: c_int) -> Result<(), Errno> {
         ignore.sa_sigaction = libc::SIG_IGN;
         let mut previous: libc::sigaction = mem::zeroed();
         Errno::result(libc::sigaction(sig, &ignore, &mut previous))?;
-        Errno::result(libc::sigaction(sig, &previous, std::ptr::null_mut()))?;
+        Errno::result(libc::sigaction(sig, &previous, ptr::null_mut()))?;
     }
     Ok(())
 }
 
 /// In the forked workload, before exec: every signal back to its default
-/// disposition (the Rust runtime ignores SIGPIPE, and ignored dispositions
-/// survive exec), then the init's original mask.
+/// disposition (the Rust runtime ignores SIGPIPE, the runtime may have
+/// started the init with some ignored, and ignored dispositions survive
+/// exec), then the init's original mask.
 pub fn reset_for_exec(original_mask: &SigSet) -> Result<(), Errno> {
-    // SAFETY: see discard_pending; SIG_DFL needs no handler.
-    let mut default: libc::sigaction = unsafe { mem::zeroed() };
-    default.sa_sigaction = libc::SIG_DFL;
+    // The raw syscall, because libc refuses the real-time signals it
+    // reserves for itself (32 and 33 in glibc), which can be inherited as
+    // ignored too. An all-zero kernel sigaction is SIG_DFL with no flags
+    // and an empty mask whatever the architecture's field order; four
+    // words cover handler, flags, restorer and a 64-signal mask.
+    let default = [0u64; 4];
+    let sigset_size = mem::size_of::<u64>();
     for sig in 1..=libc::SIGRTMAX() {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        // Fails (EINVAL) only for the signals libc reserves for itself,
-        // which it manages.
-        // SAFETY: valid sigaction struct, no old action requested.
-        let _ = unsafe { libc::sigaction(sig, &default, std::ptr::null_mut()) };
+        // SAFETY: the kernel reads a zeroed struct; no old action requested.
+        let _ = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                default.as_ptr(),
+                ptr::null_mut::<u64>(),
+                sigset_size,
+            )
+        };
     }
     original_mask.thread_set_mask()
 }
