@@ -276,7 +276,9 @@ fn orphans_are_reaped() {
     // The subshell exits at once, so its `sleep 0.3` is orphaned and
     // reparented to the init; it must disappear (not stay a zombie) while
     // the workload still runs.
-    let mut child = sh("echo $$; (sleep 0.3 &) ; sleep 3").spawn().unwrap();
+    let mut child = sh("echo $$; (sleep 0.3 &) ; exec sleep 3 >/dev/null")
+        .spawn()
+        .unwrap();
     let init_pid = pid_of(&child);
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
@@ -447,4 +449,59 @@ fn ctrl_c_on_the_terminal_reaches_the_workload() {
     pty_read_until(&rx, "ready");
     master.write_all(b"\x03").unwrap();
     assert_eq!(wait_timeout(&mut child).code(), Some(130));
+}
+
+/// `unshare(1)` running the init as PID 1 of a new pid namespace, as in a
+/// container. Needs root (run with `--ignored`).
+fn init_as_pid1(script: &str) -> Command {
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "--pid",
+        "--fork",
+        "--mount-proc",
+        INIT,
+        "--",
+        "sh",
+        "-c",
+        script,
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    cmd
+}
+
+#[test]
+#[ignore = "needs root: runs the init as PID 1 of a new pid namespace"]
+fn as_pid1_workload_is_pid2_and_orphans_are_reaped() {
+    let script = "read -r pid comm state ppid rest < /proc/$$/stat; echo $pid $ppid; \
+                  (sleep 0.1 &); sleep 0.5; cat /proc/[0-9]*/stat; exit 9";
+    let out = run(init_as_pid1(script));
+    assert_eq!(out.status.code(), Some(9), "{}", out.stderr);
+    let mut lines = out.stdout.lines();
+    assert_eq!(
+        lines.next(),
+        Some("2 1"),
+        "workload is PID 2, child of PID 1"
+    );
+    let stats: Vec<_> = lines.map(stat_fields).collect();
+    assert!(stats.iter().any(|(pid, _)| *pid == 1), "{stats:?}");
+    assert!(
+        stats.iter().all(|(_, f)| f[0] != "Z"),
+        "zombie left: {stats:?}"
+    );
+}
+
+#[test]
+#[ignore = "needs root: runs the init as PID 1 of a new pid namespace"]
+fn as_pid1_signals_from_outside_are_forwarded() {
+    let mut child = init_as_pid1("trap 'exit 42' TERM; echo ready; while :; do sleep 0.1; done")
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    expect_line(&mut out, "ready");
+    // The init is the only child of unshare.
+    let (init_pid, _) = children_of(pid_of(&child))[0];
+    kill(Pid::from_raw(init_pid), Signal::SIGTERM).unwrap();
+    assert_eq!(finish(child).status.code(), Some(42));
 }
