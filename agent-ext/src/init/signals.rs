@@ -1,25 +1,59 @@
 //! Signal handling: every signal is blocked in the init and read from a
 //! signalfd; the workload gets the original mask and default dispositions
 //! back before exec.
+//!
+//! Masks go to the kernel directly, as 64-bit kernel sigsets (every Linux
+//! architecture kata runs on has 64 signals): libc's sigset helpers leave
+//! out the signals it reserves for itself (32 and 33 in glibc), and those
+//! would then kill the init instead of being forwarded.
 
 use std::io::Write as _;
 use std::mem;
 use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
 use std::ptr;
 
-use libc::c_int;
+use libc::{c_int, c_long};
 use nix::errno::Errno;
-use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::unistd::Pid;
 
 use super::{Error, PROG};
+
+/// A kernel signal mask: bit n-1 stands for signal n.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mask(u64);
+
+impl Mask {
+    /// Every signal (the kernel leaves SIGKILL and SIGSTOP out).
+    const ALL: Mask = Mask(!0);
+    /// Number of signals, the highest signal number.
+    const SIGNALS: c_int = 64;
+    /// Size the kernel expects for its sigset arguments.
+    const SIZE: usize = mem::size_of::<u64>();
+
+    /// Applies `how` (SIG_BLOCK, SIG_SETMASK...) and returns the previous
+    /// mask.
+    fn apply(self, how: c_int) -> Result<Mask, Errno> {
+        let mut previous = Mask(0);
+        // SAFETY: the kernel reads and writes `SIZE` bytes at valid pointers.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                how as c_long,
+                &self.0 as *const u64,
+                &mut previous.0 as *mut u64,
+                Self::SIZE,
+            )
+        };
+        Errno::result(rc).map(|_| previous)
+    }
+}
 
 /// The init's signal state: all signals blocked, pending ones readable from
 /// `fd`.
 #[derive(Debug)]
 pub struct Signals {
     fd: OwnedFd,
-    original_mask: SigSet,
+    original_mask: Mask,
 }
 
 impl Signals {
@@ -29,22 +63,29 @@ impl Signals {
     /// A signal caused by a fault of the init itself (SIGSEGV...) is still
     /// fatal: the kernel unblocks and defaults it.
     pub fn block_all() -> Result<Self, Error> {
-        let all = SigSet::all();
-        let original_mask = all
-            .thread_swap_mask(SigmaskHow::SIG_BLOCK)
+        let original_mask = Mask::ALL
+            .apply(libc::SIG_BLOCK)
             .map_err(|errno| Error::Setup("block signals", errno))?;
-        // SAFETY: plain syscall on a valid sigset; the fd is owned below.
-        let raw = unsafe { libc::signalfd(-1, all.as_ref(), libc::SFD_CLOEXEC) };
+        // SAFETY: the kernel reads `SIZE` bytes; the fd is owned below.
+        let raw = unsafe {
+            libc::syscall(
+                libc::SYS_signalfd4,
+                -1 as c_long,
+                &Mask::ALL.0 as *const u64,
+                Mask::SIZE,
+                libc::SFD_CLOEXEC as c_long,
+            )
+        };
         if raw < 0 {
             return Err(Error::Setup("create signalfd", Errno::last()));
         }
-        // SAFETY: `raw` is a fresh fd nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: `raw` is a fresh fd nobody else owns; fds fit in c_int.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw as c_int) };
         Ok(Signals { fd, original_mask })
     }
 
     /// The mask the init started with, for the workload.
-    pub fn original_mask(&self) -> SigSet {
+    pub fn original_mask(&self) -> Mask {
         self.original_mask
     }
 
@@ -113,15 +154,14 @@ pub fn discard_pending(sig: c_int) -> Result<(), Errno> {
 /// disposition (the Rust runtime ignores SIGPIPE, the runtime may have
 /// started the init with some ignored, and ignored dispositions survive
 /// exec), then the init's original mask.
-pub fn reset_for_exec(original_mask: &SigSet) -> Result<(), Errno> {
+pub fn reset_for_exec(original_mask: Mask) -> Result<(), Errno> {
     // The raw syscall, because libc refuses the real-time signals it
     // reserves for itself (32 and 33 in glibc), which can be inherited as
     // ignored too. An all-zero kernel sigaction is SIG_DFL with no flags
     // and an empty mask whatever the architecture's field order; four
     // words cover handler, flags, restorer and a 64-signal mask.
     let default = [0u64; 4];
-    let sigset_size = mem::size_of::<u64>();
-    for sig in 1..=libc::SIGRTMAX() {
+    for sig in 1..=Mask::SIGNALS {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
@@ -129,12 +169,12 @@ pub fn reset_for_exec(original_mask: &SigSet) -> Result<(), Errno> {
         let _ = unsafe {
             libc::syscall(
                 libc::SYS_rt_sigaction,
-                sig,
+                sig as c_long,
                 default.as_ptr(),
                 ptr::null_mut::<u64>(),
-                sigset_size,
+                Mask::SIZE,
             )
         };
     }
-    original_mask.thread_set_mask()
+    original_mask.apply(libc::SIG_SETMASK).map(|_| ())
 }

@@ -5,7 +5,6 @@ use std::ptr;
 
 use libc::c_char;
 use nix::errno::Errno;
-use nix::sys::signal::SigSet;
 use nix::unistd::{fork, setsid, ForkResult, Pid};
 
 use super::{signals, tty, Command, Error, PROG};
@@ -21,7 +20,7 @@ pub const EXIT_NOT_FOUND: i32 = 127;
 #[derive(Debug, Clone, Copy)]
 pub struct ChildSetup {
     /// Signal mask to restore (the init's original one).
-    pub original_mask: SigSet,
+    pub original_mask: signals::Mask,
     /// Whether to take stdin as controlling terminal (the init released it).
     pub take_tty: bool,
 }
@@ -61,7 +60,7 @@ fn exec_child(program: &CStr, argv: &[*const c_char], setup: &ChildSetup) -> ! {
             die(&[what.as_bytes()], errno, EXIT_CHILD_SETUP);
         }
     }
-    if let Err(errno) = signals::reset_for_exec(&setup.original_mask) {
+    if let Err(errno) = signals::reset_for_exec(setup.original_mask) {
         die(&[b"restore signal mask"], errno, EXIT_CHILD_SETUP);
     }
     // SAFETY: `program` and the null-terminated `argv` outlive the call.
