@@ -69,6 +69,7 @@ pub fn task_service_for(version: i32) -> &'static str {
 pub struct Inner {
     client: Client,
     task_service: &'static str,
+    lost: Arc<tokio::sync::Notify>,
 }
 
 impl Inner {
@@ -76,7 +77,13 @@ impl Inner {
         Inner {
             client,
             task_service: task_service_for(task_api_version),
+            lost: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Notified when the connection to the inner shim broke mid-request.
+    pub fn lost(&self) -> Arc<tokio::sync::Notify> {
+        self.lost.clone()
     }
 
     pub async fn forward(&self, mut req: Request) -> Response {
@@ -86,6 +93,15 @@ impl Inner {
         match self.client.request(req).await {
             Ok(resp) => resp,
             Err(ttrpc::Error::RpcStatus(s)) => status_response(s),
+            Err(
+                ttrpc::Error::RemoteClosed | ttrpc::Error::LocalClosed | ttrpc::Error::Socket(_),
+            ) => {
+                // The inner shim went away (as after Shutdown). containerd must
+                // see what it sees without a proxy: a closed connection, not an
+                // answer. The server exits on this notification.
+                self.lost.notify_one();
+                std::future::pending().await
+            }
             Err(e) => status_response(ttrpc::get_status(
                 Code::UNAVAILABLE,
                 format!("kata-cr: inner shim unreachable: {e}"),

@@ -4,12 +4,11 @@
 //! does not depend on containerd staying up: after a containerd restart,
 //! containerd reconnects to the same socket from the bundle's records.
 
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::FromRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{signal, SignalKind};
 use ttrpc::r#async::transport::{Listener, Socket};
 use ttrpc::r#async::{Client, Server};
@@ -43,6 +42,9 @@ pub fn run(json: &str) -> Result<()> {
         .ctx(|| "tokio runtime".into())?;
     let res = rt.block_on(serve(&params));
     let _ = std::fs::remove_file(&params.socket);
+    // The process exits next; tearing the runtime down would only wait on
+    // connection tasks that containerd may keep open.
+    std::mem::forget(rt);
     if let Err(e) = &res {
         tracing::error!(error = %e, "proxy server failed");
     }
@@ -51,17 +53,16 @@ pub fn run(json: &str) -> Result<()> {
 
 async fn serve(p: &ServeParams) -> Result<()> {
     let stream = socket::connect(&p.inner.address)?;
-    let cred = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
-        .map_err(|e| Error::io(format!("peer credentials of {}", p.inner.address), e.into()))?;
-    let inner_pid = cred.pid();
     stream.set_nonblocking(true).ctx(|| "inner socket".into())?;
+    let probe = socket::connect(&p.inner.address)?;
+    probe.set_nonblocking(true).ctx(|| "inner socket".into())?;
+    let probe = tokio::net::UnixStream::from_std(probe).ctx(|| "inner socket".into())?;
     let client = Client::new(Socket::from(
         tokio::net::UnixStream::from_std(stream).ctx(|| "inner socket".into())?,
     ));
-    let router = Arc::new(Router::new(
-        Inner::new(client, p.inner.version),
-        p.config.clone(),
-    ));
+    let inner = Inner::new(client, p.inner.version);
+    let lost = inner.lost();
+    let router = Arc::new(Router::new(inner, p.config.clone()));
 
     // SAFETY: `start` placed our listening socket at LISTENER_FD and nothing
     // else owns it.
@@ -73,18 +74,17 @@ async fn serve(p: &ServeParams) -> Result<()> {
         Listener::from(tokio::net::UnixListener::from_std(std_listener).ctx(|| "listener".into())?);
     let mut server = proxy_server(listener, router);
     server.start().await?;
-    tracing::info!(id = %p.id, namespace = %p.namespace, inner = %p.inner.address, inner_pid, socket = %p.socket.display(), "kata-cr proxy serving");
+    tracing::info!(id = %p.id, namespace = %p.namespace, inner = %p.inner.address, socket = %p.socket.display(), "kata-cr proxy serving");
 
-    let exited = wait_pid(inner_pid);
+    let exited = wait_closed(probe);
     let mut term = signal(SignalKind::terminate()).ctx(|| "SIGTERM handler".into())?;
     let mut int = signal(SignalKind::interrupt()).ctx(|| "SIGINT handler".into())?;
     tokio::select! {
-        r = exited => { r?; tracing::info!(inner_pid, "inner shim exited; proxy exits"); }
+        r = exited => { r?; tracing::info!("inner shim exited; proxy exits"); }
+        _ = lost.notified() => tracing::info!("inner shim connection lost; proxy exits"),
         _ = term.recv() => tracing::info!("SIGTERM; proxy exits"),
         _ = int.recv() => tracing::info!("SIGINT; proxy exits"),
     }
-    // Let the answer to a forwarded Shutdown reach containerd before we go.
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     Ok(())
 }
 
@@ -94,29 +94,19 @@ pub fn proxy_server(listener: Listener, router: Arc<Router>) -> Server {
         .register_service(services(router))
 }
 
-/// Resolves when `pid` exits. It is not our child: a pidfd tells.
-async fn wait_pid(pid: i32) -> Result<()> {
-    // SAFETY: plain syscall; the result is checked.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::ESRCH) {
-            return Ok(());
+/// Resolves when the inner shim is gone. An idle second connection sees EOF
+/// when the process holding the other end exits; the pid of the listener
+/// cannot be used, since shims create their socket in the short-lived start
+/// process and hand it to the server.
+async fn wait_closed(mut probe: tokio::net::UnixStream) -> Result<()> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 64];
+    loop {
+        match probe.read(&mut buf).await {
+            Ok(0) | Err(_) => return Ok(()),
+            Ok(_) => continue,
         }
-        return Err(Error::io(format!("pidfd_open({pid})"), e));
     }
-    // SAFETY: fd was just returned by pidfd_open and is ours.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    // SAFETY: the AsyncFd owns the OwnedFd, which stays open as long as it.
-    let afd = unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
-        .map_err(|e| {
-            Error::io(
-                format!("watch pid {pid}"),
-                std::io::Error::other(e.to_string()),
-            )
-        })?;
-    let _guard = afd.readable().await.ctx(|| format!("watch pid {pid}"))?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -241,21 +231,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn wait_pid_resolves_when_the_process_exits() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("0.2")
-            .spawn()
-            .unwrap();
-        let pid = child.id() as i32;
-        let waiter = tokio::spawn(wait_pid(pid));
-        // Reap it so the pidfd reports the exit.
-        tokio::task::spawn_blocking(move || child.wait())
-            .await
-            .unwrap()
-            .unwrap();
+    async fn wait_closed_resolves_when_the_inner_goes_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inner.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let probe = tokio::net::UnixStream::connect(&path).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        let waiter = tokio::spawn(wait_closed(probe));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "an idle inner shim is not an exit");
+        drop(accepted);
+        drop(listener);
         tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
             .await
-            .expect("pidfd reported the exit")
+            .expect("EOF reported")
             .unwrap()
             .unwrap();
     }
