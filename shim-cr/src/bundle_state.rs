@@ -17,6 +17,9 @@ pub struct BundleState {
     pub proxy: Bootstrap,
     /// The inner shim's binary, resolved at start.
     pub inner_binary: PathBuf,
+    /// The inner shim's own bootstrap (for diagnostics and benchmarks).
+    #[serde(default)]
+    pub inner: Option<Bootstrap>,
     /// Set for the bundle whose start created the proxy: its socket path.
     #[serde(default)]
     pub socket: Option<PathBuf>,
@@ -66,6 +69,7 @@ mod tests {
                 protocol: "ttrpc".into(),
             },
             inner_binary: "/usr/bin/containerd-shim-runc-v2".into(),
+            inner: None,
             socket: Some("/run/containerd/s/x".into()),
             sandbox: None,
         };

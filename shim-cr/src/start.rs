@@ -54,6 +54,7 @@ fn join_sandbox(bundle: &Path, sid: &str) -> Result<Vec<u8>> {
     let mine = BundleState {
         proxy: sb.proxy.clone(),
         inner_binary: sb.inner_binary.clone(),
+        inner: sb.inner.clone(),
         socket: None,
         sandbox: Some(sid.to_string()),
     };
@@ -160,7 +161,13 @@ fn launch_server(
             if libc::setsid() < 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            if libc::dup2(lfd, LISTENER_FD) < 0 {
+            // dup2 onto itself keeps FD_CLOEXEC: clear it explicitly then.
+            let rc = if lfd == LISTENER_FD {
+                libc::fcntl(lfd, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(lfd, LISTENER_FD)
+            };
+            if rc < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -175,6 +182,7 @@ fn launch_server(
     let state = BundleState {
         proxy: proxy.clone(),
         inner_binary: inner_binary.to_path_buf(),
+        inner: Some(inner.clone()),
         socket: Some(sock.clone()),
         sandbox: None,
     };

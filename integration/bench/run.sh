@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Proxy benchmark, run inside the test bed:
+#   integration/testbed run -- integration/bench/run.sh
+# Prints, measured in this one run against vanilla runc on the same machine:
+# the latency one Task RPC gains through the proxy (State, p50/p99), container
+# start latency kata-cr vs runc (median of N, ratio), and the proxy's RSS.
+# Figures, not pass/fail: targets are p50 added < 100 us, start ratio < 1.05,
+# RSS < 10 MiB.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+repo=$(cd "$here/../.." && pwd -P)
+bench=${KATA_CR_BIN_DIR:-$repo/target/x86_64-unknown-linux-gnu/release}/kata-cr-bench
+N=${BENCH_STARTS:-15}
+RPCS=${BENCH_RPCS:-3000}
+IMG=localhost:5000/busybox:latest
+ns=default
+ids=()
+cleanup() {
+  for id in "${ids[@]}"; do
+    ctr -n $ns t kill -s 9 "$id" >/dev/null 2>&1 || true
+    ctr -n $ns t rm -f "$id" >/dev/null 2>&1 || true
+    ctr -n $ns c rm "$id" >/dev/null 2>&1 || true
+  done
+}
+trap cleanup EXIT
+
+[ -x "$bench" ] || { echo "bench: $bench missing (make build)" >&2; exit 1; }
+
+# 1. RPC latency, direct vs proxied, on one kata-cr container.
+id=bench-rpc-$$
+ids+=("$id")
+ctr -n $ns run -d --runtime io.containerd.kata-cr.v2 $IMG "$id" sleep 100000 >/dev/null
+state=/run/containerd/io.containerd.runtime.v2.task/$ns/$id/kata-cr.json
+"$bench" rpc --direct "$(jq -r .inner.address "$state")" \
+  --direct-version "$(jq -r .inner.version "$state")" \
+  --proxied "$(jq -r .proxy.address "$state")" --id "$id" -n "$RPCS"
+
+# 2. RSS of the proxy serving that container.
+pid=$(pgrep -f "__kata-cr-serve .*\"id\":\"$id\"" | head -1)
+rss_kb=$(awk '/^VmRSS/{print $2}' "/proc/$pid/status")
+echo "proxy RSS: $((rss_kb / 1024)).$(( (rss_kb % 1024) * 10 / 1024 )) MiB (${rss_kb} kB; target < 10 MiB)"
+
+# 3. Start latency: ctr run -d (create + start), alternating runtimes.
+declare -A t
+for i in $(seq 1 "$N"); do
+  for rt in runc kata-cr; do
+    cid=bench-start-$rt-$i-$$
+    ids+=("$cid")
+    t0=$EPOCHREALTIME
+    ctr -n $ns run -d --runtime "io.containerd.$rt.v2" $IMG "$cid" sleep 100000 >/dev/null
+    t1=$EPOCHREALTIME
+    t[$rt]+="$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.6f", b-a}') "
+    ctr -n $ns t kill -s 9 "$cid" >/dev/null 2>&1; ctr -n $ns t rm -f "$cid" >/dev/null 2>&1 || true
+    ctr -n $ns c rm "$cid" >/dev/null 2>&1 || true
+  done
+done
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
+mr=$(echo "${t[runc]}" | median)
+mk=$(echo "${t[kata-cr]}" | median)
+awk -v r="$mr" -v k="$mk" -v n="$N" 'BEGIN{printf "container start (ctr run -d, median of %d): runc %.1f ms, kata-cr %.1f ms, ratio %.3f (target < 1.05)\n", n, r*1000, k*1000, k/r}'
