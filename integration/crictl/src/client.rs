@@ -48,7 +48,10 @@ pub async fn connect(endpoint: &str, timeout: Duration) -> Result<Channel, Strin
             let mut msg = e.to_string();
             let mut src = e.source();
             while let Some(s) = src {
-                msg = format!("{msg}: {s}");
+                let s_text = s.to_string();
+                if !msg.contains(&s_text) {
+                    msg = format!("{msg}: {s_text}");
+                }
                 src = s.source();
             }
             fail(&msg)
