@@ -3,5 +3,10 @@
 //! Each program keeps its logic in a library module here and has a thin
 //! binary under `src/bin/`:
 //! - [`init`]: `kata-cr-init`, PID 1 of every kata-cr container.
+//! - [`agent`]: `kata-cr-agent`, the checkpoint daemon.
+//!
+//! [`api`] is the daemon's ttrpc API, shared with the proxy.
 
+pub mod agent;
+pub mod api;
 pub mod init;

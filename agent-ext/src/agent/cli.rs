@@ -1,0 +1,231 @@
+//! Command line of `kata-cr-agent`.
+//!
+//! ```text
+//! kata-cr-agent [--listen ADDR] [--criu PATH] [--work-dir DIR] [--keep N]
+//! kata-cr-agent ctl [--addr ADDR] capabilities
+//! kata-cr-agent ctl [--addr ADDR] checkpoint --id ID --rootfs PATH --image-dir NAME
+//!                   [--kill] [--tcp-established] [--file-locks] [--ext-unix-sk]
+//! ```
+//! `ADDR` is `unix:///path` or `vsock://CID:PORT` (default
+//! `unix:///run/kata-cr/agent.sock`). `ctl checkpoint` leaves the workload
+//! running unless `--kill`.
+
+use std::path::PathBuf;
+
+use super::listen::{self, ListenAddr};
+use super::Config;
+use crate::api;
+
+/// What to do.
+#[derive(Debug, PartialEq)]
+pub enum Mode {
+    /// Run the daemon.
+    Serve {
+        /// Daemon settings.
+        config: Config,
+        /// Where to listen.
+        listen: ListenAddr,
+    },
+    /// Call a running daemon.
+    Ctl {
+        /// Its address.
+        addr: String,
+        /// The call.
+        call: Call,
+    },
+    /// Print usage.
+    Help,
+}
+
+/// A `ctl` call.
+#[derive(Debug, PartialEq)]
+pub enum Call {
+    /// `Capabilities`.
+    Capabilities,
+    /// `Checkpoint`.
+    Checkpoint(api::CheckpointRequest),
+}
+
+impl PartialEq for Config {
+    fn eq(&self, o: &Self) -> bool {
+        (&self.criu, &self.work_dir, self.keep, &self.proc_root)
+            == (&o.criu, &o.work_dir, o.keep, &o.proc_root)
+    }
+}
+
+/// Usage text.
+pub const USAGE: &str = "\
+usage: kata-cr-agent [--listen ADDR] [--criu PATH] [--work-dir DIR] [--keep N]
+       kata-cr-agent ctl [--addr ADDR] capabilities
+       kata-cr-agent ctl [--addr ADDR] checkpoint --id ID --rootfs PATH --image-dir NAME
+                         [--kill] [--tcp-established] [--file-locks] [--ext-unix-sk]
+ADDR: unix:///path or vsock://CID:PORT (default unix:///run/kata-cr/agent.sock;
+      in a Kata guest listen on vsock://-1:1029)";
+
+fn value(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<String, String> {
+    args.next().ok_or_else(|| format!("{flag} needs a value"))
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Mode, String> {
+    let mut args = args.into_iter().peekable();
+    if args.peek().map(String::as_str) == Some("ctl") {
+        args.next();
+        return parse_ctl(args);
+    }
+    let mut config = Config::default();
+    let mut listen = listen::parse(api::DEFAULT_HOST_ADDRESS)?;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--listen" => listen = listen::parse(&value(&mut args, &arg)?)?,
+            "--criu" => config.criu = PathBuf::from(value(&mut args, &arg)?),
+            "--work-dir" => config.work_dir = PathBuf::from(value(&mut args, &arg)?),
+            "--keep" => {
+                config.keep = value(&mut args, &arg)?
+                    .parse()
+                    .map_err(|_| "--keep needs a number".to_string())?
+            }
+            "-h" | "--help" => return Ok(Mode::Help),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(Mode::Serve { config, listen })
+}
+
+fn parse_ctl(mut args: impl Iterator<Item = String>) -> Result<Mode, String> {
+    let mut addr = api::DEFAULT_HOST_ADDRESS.to_string();
+    let verb = loop {
+        match args.next().as_deref() {
+            Some("--addr") => addr = value(&mut args, "--addr")?,
+            Some("-h" | "--help") => return Ok(Mode::Help),
+            Some(verb) => break verb.to_string(),
+            None => return Err("ctl needs a verb: capabilities or checkpoint".into()),
+        }
+    };
+    let call = match verb.as_str() {
+        "capabilities" => {
+            if let Some(extra) = args.next() {
+                return Err(format!("unknown argument {extra:?}"));
+            }
+            Call::Capabilities
+        }
+        "checkpoint" => {
+            let mut req = api::CheckpointRequest::new();
+            req.leave_running = true;
+            while let Some(arg) = args.next() {
+                match arg.as_str() {
+                    "--id" => req.container_id = value(&mut args, &arg)?,
+                    "--rootfs" => req.rootfs = value(&mut args, &arg)?,
+                    "--image-dir" => req.image_dir = value(&mut args, &arg)?,
+                    "--kill" => req.leave_running = false,
+                    "--tcp-established" => req.tcp_established = true,
+                    "--file-locks" => req.file_locks = true,
+                    "--ext-unix-sk" => req.ext_unix_sk = true,
+                    other => return Err(format!("unknown argument {other:?}")),
+                }
+            }
+            Call::Checkpoint(req)
+        }
+        other => return Err(format!("unknown ctl verb {other:?}")),
+    };
+    Ok(Mode::Ctl { addr, call })
+}
+
+/// Performs a `ctl` call, printing the reply; returns the exit code (0 ok,
+/// 1 the call failed, 2 cannot connect).
+pub async fn ctl(addr: &str, call: Call) -> i32 {
+    let client = match api::connect(addr).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("kata-cr-agent ctl: {e}");
+            return 2;
+        }
+    };
+    let result = match call {
+        Call::Capabilities => client
+            .capabilities(api::context(), &api::CapabilitiesRequest::new())
+            .await
+            .map(|r| {
+                println!("api_version: {}", r.api_version);
+                println!("agent_version: {}", r.agent_version);
+                println!("criu_version: {}", r.criu_version);
+                println!("criu_check_ok: {}", r.criu_check_ok);
+                println!("criu_check_output: {}", r.criu_check_output);
+            }),
+        Call::Checkpoint(req) => client.checkpoint(api::context(), &req).await.map(|r| {
+            println!("image_dir_path: {}", r.image_dir_path);
+            println!("criu_log_path: {}", r.criu_log_path);
+            println!("duration_ms: {}", r.duration_ms);
+            println!("files: {}", r.files.join(" "));
+        }),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(ttrpc::Error::RpcStatus(s)) => {
+            eprintln!("kata-cr-agent ctl: {:?}: {}", s.code(), s.message());
+            1
+        }
+        Err(e) => {
+            eprintln!("kata-cr-agent ctl: {e}");
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Mode, String> {
+        parse(s.split_whitespace().map(String::from))
+    }
+
+    #[test]
+    fn serve_defaults_and_options() {
+        assert_eq!(
+            p("").unwrap(),
+            Mode::Serve {
+                config: Config::default(),
+                listen: ListenAddr::Unix("/run/kata-cr/agent.sock".into())
+            }
+        );
+        match p("--listen vsock://-1:1029 --criu /usr/sbin/criu --work-dir /w --keep 5").unwrap() {
+            Mode::Serve { config, listen } => {
+                assert_eq!(
+                    listen,
+                    ListenAddr::Vsock {
+                        cid: u32::MAX,
+                        port: 1029
+                    }
+                );
+                assert_eq!(config.criu, PathBuf::from("/usr/sbin/criu"));
+                assert_eq!(config.work_dir, PathBuf::from("/w"));
+                assert_eq!(config.keep, 5);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(p("--bogus").is_err());
+        assert!(p("--listen").is_err());
+    }
+
+    #[test]
+    fn ctl_calls() {
+        assert_eq!(
+            p("ctl capabilities").unwrap(),
+            Mode::Ctl {
+                addr: api::DEFAULT_HOST_ADDRESS.into(),
+                call: Call::Capabilities
+            }
+        );
+        match p("ctl --addr unix:///s checkpoint --id c1 --rootfs /r --image-dir d --kill --tcp-established").unwrap() {
+            Mode::Ctl { addr, call: Call::Checkpoint(req) } => {
+                assert_eq!(addr, "unix:///s");
+                assert_eq!((req.container_id.as_str(), req.rootfs.as_str(), req.image_dir.as_str()), ("c1", "/r", "d"));
+                assert!(!req.leave_running && req.tcp_established && !req.file_locks);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(p("ctl").is_err());
+        assert!(p("ctl restore").is_err());
+    }
+}

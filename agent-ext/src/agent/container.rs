@@ -1,0 +1,333 @@
+//! Finding a kata-cr container from its rootfs through `/proc`.
+//!
+//! The container's init is the process whose argv[0] is [`INIT_PATH`] and
+//! whose root directory (`/proc/<pid>/root`) is the rootfs (same device and
+//! inode). The workload is that init's child that leads its own session
+//! (kata-cr-init forks it and it calls `setsid`).
+//!
+//! Every function takes the proc mount to read (`/proc` in the daemon) so
+//! tests run on fixtures.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+
+use super::error::{Error, Result};
+
+/// argv[0] of kata-cr-init inside every kata-cr container.
+pub const INIT_PATH: &str = "/.kata-cr/init";
+
+/// A running kata-cr container, as pids in the daemon's pid namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Container {
+    /// The container's init (kata-cr-init).
+    pub init: i32,
+    /// The workload: the init's session-leader child, root of the dump.
+    pub workload: i32,
+}
+
+/// The fields of `/proc/<pid>/stat` the daemon needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// Parent pid.
+    pub ppid: i32,
+    /// Session id.
+    pub session: i32,
+}
+
+/// Parses `/proc/<pid>/stat` (the command name may contain spaces and
+/// parentheses: fields are counted after the last `)`).
+pub fn parse_stat(text: &str) -> Option<Stat> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let _state = fields.next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    let _pgrp = fields.next()?;
+    let session = fields.next()?.parse().ok()?;
+    Some(Stat { ppid, session })
+}
+
+/// argv[0] from the contents of `/proc/<pid>/cmdline`.
+pub fn argv0(cmdline: &[u8]) -> &[u8] {
+    cmdline.split(|&b| b == 0).next().unwrap_or_default()
+}
+
+/// Reads `/proc/<pid>/stat`; `None` when the process is gone.
+pub fn stat(proc_root: &Path, pid: i32) -> Option<Stat> {
+    parse_stat(&fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?)
+}
+
+/// Children of every thread of `pid` (`/proc/<pid>/task/*/children`).
+pub fn children(proc_root: &Path, pid: i32) -> Result<Vec<i32>> {
+    let task_dir = proc_root.join(pid.to_string()).join("task");
+    let tasks = fs::read_dir(&task_dir)
+        .map_err(|e| Error::io(format!("reading {}", task_dir.display()), e))?;
+    let mut out = Vec::new();
+    for task in tasks.flatten() {
+        // A thread that exits meanwhile has no file any more: skip it.
+        if let Ok(text) = fs::read_to_string(task.path().join("children")) {
+            out.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            );
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// Finds the container whose root is `rootfs`.
+pub fn find(proc_root: &Path, rootfs: &Path) -> Result<Container> {
+    let root = fs::metadata(rootfs).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            Error::NotFound(format!("rootfs {} does not exist", rootfs.display()))
+        }
+        _ => Error::io(format!("stat {}", rootfs.display()), e),
+    })?;
+    let want = (root.dev(), root.ino());
+
+    let entries = fs::read_dir(proc_root)
+        .map_err(|e| Error::io(format!("reading {}", proc_root.display()), e))?;
+    let mut inits = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let dir = entry.path();
+        // Processes come and go, and some roots are not ours to see: skip
+        // what cannot be read.
+        let Ok(cmdline) = fs::read(dir.join("cmdline")) else {
+            continue;
+        };
+        if argv0(&cmdline) != INIT_PATH.as_bytes() {
+            continue;
+        }
+        let Ok(meta) = fs::metadata(dir.join("root")) else {
+            continue;
+        };
+        if (meta.dev(), meta.ino()) == want {
+            inits.push(pid);
+        }
+    }
+    // Right after the init forks the workload, the child still has the
+    // init's argv until it execs: keep only inits whose parent is not one.
+    let candidates: Vec<i32> = inits
+        .iter()
+        .copied()
+        .filter(|&pid| stat(proc_root, pid).is_none_or(|s| !inits.contains(&s.ppid)))
+        .collect();
+    let init = match candidates.as_slice() {
+        [] => {
+            return Err(Error::NotFound(format!(
+                "no kata-cr container (a process {INIT_PATH} with its root at {}) is running",
+                rootfs.display()
+            )))
+        }
+        [one] => *one,
+        many => {
+            return Err(Error::FailedPrecondition(format!(
+                "several kata-cr inits have their root at {}: pids {many:?}",
+                rootfs.display()
+            )))
+        }
+    };
+
+    let leaders: Vec<i32> = children(proc_root, init)?
+        .into_iter()
+        .filter(|&child| stat(proc_root, child).is_some_and(|s| s.session == child))
+        .collect();
+    match leaders.as_slice() {
+        [] => Err(Error::NotFound(format!(
+            "the kata-cr init (pid {init}) of rootfs {} has no workload (no session-leader child): it has exited",
+            rootfs.display()
+        ))),
+        [workload] => Ok(Container { init, workload: *workload }),
+        many => Err(Error::FailedPrecondition(format!(
+            "the kata-cr init (pid {init}) of rootfs {} has several session-leader children {many:?}",
+            rootfs.display()
+        ))),
+    }
+}
+
+/// Inode of a namespace of a process (`kind` as in `/proc/<pid>/ns/<kind>`;
+/// `pid` may be `"self"`).
+pub fn ns_inode(proc_root: &Path, pid: &str, kind: &str) -> Result<u64> {
+    let path = ns_path(proc_root, pid, kind);
+    fs::metadata(&path)
+        .map(|m| m.ino())
+        .map_err(|e| Error::io(format!("stat {}", path.display()), e))
+}
+
+/// `/proc/<pid>/ns/<kind>`.
+pub fn ns_path(proc_root: &Path, pid: &str, kind: &str) -> PathBuf {
+    proc_root.join(pid).join("ns").join(kind)
+}
+
+/// Whether a process exists (and is not a zombie).
+pub fn is_alive(proc_root: &Path, pid: i32) -> bool {
+    fs::read_to_string(proc_root.join(pid.to_string()).join("stat"))
+        .ok()
+        .and_then(|s| {
+            s.rfind(')')
+                .map(|i| s[i + 1..].trim_start().starts_with(['Z', 'X']))
+        })
+        .is_some_and(|dead| !dead)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    /// A fake /proc: each process gets cmdline, stat, a root symlink and
+    /// task/<pid>/children.
+    struct FakeProc {
+        dir: tempfile::TempDir,
+    }
+
+    impl FakeProc {
+        fn new() -> Self {
+            FakeProc {
+                dir: tempfile::tempdir().unwrap(),
+            }
+        }
+        fn path(&self) -> &Path {
+            self.dir.path()
+        }
+        fn add(
+            &self,
+            pid: i32,
+            ppid: i32,
+            session: i32,
+            argv: &[&str],
+            root: &Path,
+            children: &[i32],
+        ) {
+            let p = self.path().join(pid.to_string());
+            fs::create_dir_all(p.join("task").join(pid.to_string())).unwrap();
+            let mut cmdline = argv.join("\0");
+            cmdline.push('\0');
+            fs::write(p.join("cmdline"), cmdline).unwrap();
+            fs::write(
+                p.join("stat"),
+                format!("{pid} (we (ird) name) S {ppid} {session} {session} 0 -1 4194560 0 0 0\n"),
+            )
+            .unwrap();
+            symlink(root, p.join("root")).unwrap();
+            let kids: Vec<String> = children.iter().map(|c| c.to_string()).collect();
+            fs::write(
+                p.join("task").join(pid.to_string()).join("children"),
+                kids.join(" ") + " ",
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn parse_stat_counts_fields_after_the_last_parenthesis() {
+        let s = parse_stat("42 (a) b) c) S 7 42 40 0 -1 0").unwrap();
+        assert_eq!(
+            s,
+            Stat {
+                ppid: 7,
+                session: 40
+            }
+        );
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn argv0_stops_at_the_first_nul() {
+        assert_eq!(argv0(b"/.kata-cr/init\0--\0sh\0"), b"/.kata-cr/init");
+        assert_eq!(argv0(b""), b"");
+    }
+
+    #[test]
+    fn finds_the_init_by_root_and_the_session_leader_child() {
+        let rootfs = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let proc = FakeProc::new();
+        // Another container's init, another root.
+        proc.add(10, 1, 10, &[INIT_PATH, "--", "sleep"], other.path(), &[11]);
+        proc.add(11, 10, 11, &["sleep"], other.path(), &[]);
+        // Ours: a helper child in the init's session and the workload.
+        proc.add(
+            20,
+            1,
+            20,
+            &[INIT_PATH, "--", "sh"],
+            rootfs.path(),
+            &[21, 22],
+        );
+        proc.add(21, 20, 20, &["helper"], rootfs.path(), &[]);
+        proc.add(22, 20, 22, &["sh"], rootfs.path(), &[23]);
+        proc.add(23, 22, 22, &["sleep"], rootfs.path(), &[]);
+        // A process with the same root that is not our init.
+        proc.add(30, 1, 30, &["/bin/sh"], rootfs.path(), &[]);
+        fs::create_dir(proc.path().join("self")).unwrap();
+
+        let c = find(proc.path(), rootfs.path()).unwrap();
+        assert_eq!(
+            c,
+            Container {
+                init: 20,
+                workload: 22
+            }
+        );
+    }
+
+    #[test]
+    fn a_forked_but_not_yet_execed_workload_is_not_taken_for_the_init() {
+        let rootfs = tempfile::tempdir().unwrap();
+        let proc = FakeProc::new();
+        proc.add(20, 1, 20, &[INIT_PATH, "--", "sh"], rootfs.path(), &[22]);
+        proc.add(22, 20, 22, &[INIT_PATH, "--", "sh"], rootfs.path(), &[]);
+        assert_eq!(
+            find(proc.path(), rootfs.path()).unwrap(),
+            Container {
+                init: 20,
+                workload: 22
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_rootfs_is_not_found_and_names_it() {
+        let rootfs = tempfile::tempdir().unwrap();
+        let proc = FakeProc::new();
+        proc.add(10, 1, 10, &[INIT_PATH], Path::new("/"), &[]);
+        let err = find(proc.path(), rootfs.path()).unwrap_err();
+        assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains(&rootfs.path().display().to_string()),
+            "{err}"
+        );
+
+        let err = find(proc.path(), Path::new("/nonexistent/rootfs")).unwrap_err();
+        assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+    }
+
+    #[test]
+    fn an_init_without_workload_is_not_found() {
+        let rootfs = tempfile::tempdir().unwrap();
+        let proc = FakeProc::new();
+        proc.add(20, 1, 20, &[INIT_PATH], rootfs.path(), &[21]);
+        proc.add(21, 20, 20, &["not-a-leader"], rootfs.path(), &[]);
+        let err = find(proc.path(), rootfs.path()).unwrap_err();
+        assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+    }
+
+    #[test]
+    fn real_proc_self_is_alive_and_has_namespaces() {
+        let me = std::process::id() as i32;
+        assert!(is_alive(Path::new("/proc"), me));
+        assert!(ns_inode(Path::new("/proc"), "self", "pid").unwrap() > 0);
+    }
+}

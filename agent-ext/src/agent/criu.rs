@@ -1,0 +1,411 @@
+//! Running the criu CLI: version, check, dump; building its arguments and
+//! turning its log into error messages.
+//!
+//! criu runs as a direct child of the daemon and is waited for by pid (the
+//! daemon installs no reaper that could take its status). Namespaces that
+//! must stay out of the image (uts, ipc) are joined by the child before it
+//! execs criu: criu dumps only namespaces that differ from its own.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::os::fd::{AsRawFd as _, BorrowedFd};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use super::error::{Error, Result};
+
+/// Lines of criu's log quoted in an error.
+pub const LOG_TAIL_LINES: usize = 20;
+
+/// Key of the external pid namespace in images (restore: `--inherit-fd
+/// fd[N]:extpid`).
+pub const EXT_PID_KEY: &str = "extpid";
+/// Key of the external network namespace in images.
+pub const EXT_NET_KEY: &str = "extnet";
+/// Key of the external root mount in images (restore: `--ext-mount-map
+/// rootfs:<new root>`).
+pub const EXT_ROOT_KEY: &str = "rootfs";
+
+/// The criu executable.
+#[derive(Debug, Clone)]
+pub struct Criu {
+    path: PathBuf,
+}
+
+/// What `criu dump` is asked to do (see [`DumpArgs::args`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DumpArgs {
+    /// Root of the dumped tree (the workload), in the daemon's pid namespace.
+    pub pid: i32,
+    /// `--images-dir`.
+    pub images_dir: PathBuf,
+    /// `--work-dir` (stats, and anything else criu writes besides images).
+    pub work_dir: PathBuf,
+    /// `--log-file` (absolute).
+    pub log_file: PathBuf,
+    /// Inode of the container's pid namespace: dumped as external.
+    pub external_pidns: Option<u64>,
+    /// Inode of the container's network namespace when it is not the
+    /// daemon's own: dumped as external.
+    pub external_netns: Option<u64>,
+    /// The already frozen cgroup whose tasks criu seizes (`--freeze-cgroup`);
+    /// `None`: criu freezes the tree itself with ptrace.
+    pub freeze_cgroup: Option<PathBuf>,
+    /// `--leave-running`.
+    pub leave_running: bool,
+    /// `--tcp-established`.
+    pub tcp_established: bool,
+    /// `--file-locks`.
+    pub file_locks: bool,
+    /// `--ext-unix-sk`.
+    pub ext_unix_sk: bool,
+}
+
+impl DumpArgs {
+    /// The argument vector after `criu`.
+    pub fn args(&self) -> Vec<OsString> {
+        let mut a: Vec<OsString> = Vec::new();
+        let mut push = |s: &str| a.push(s.into());
+        push("dump");
+        push("--tree");
+        push(&self.pid.to_string());
+        push("--images-dir");
+        push(&self.images_dir.to_string_lossy());
+        push("--work-dir");
+        push(&self.work_dir.to_string_lossy());
+        push("--log-file");
+        push(&self.log_file.to_string_lossy());
+        push("-v4");
+        if let Some(ino) = self.external_pidns {
+            push("--external");
+            push(&format!("pid[{ino}]:{EXT_PID_KEY}"));
+        }
+        if let Some(ino) = self.external_netns {
+            push("--external");
+            push(&format!("net[{ino}]:{EXT_NET_KEY}"));
+        }
+        // The container's root is the runtime's mount, recreated by the
+        // runtime of the restoring container; bind mounts from the runtime
+        // (hosts, resolv.conf, /.kata-cr/init...) are found and marked
+        // external automatically.
+        push("--external");
+        push(&format!("mnt[/]:{EXT_ROOT_KEY}"));
+        push("--ext-mount-map");
+        push("auto");
+        push("--enable-external-masters");
+        push("--link-remap");
+        // The restoring container has its own cgroups already: keep criu's
+        // hands off (cgroup.img still records the layout).
+        push("--manage-cgroups=ignore");
+        if let Some(dir) = &self.freeze_cgroup {
+            push("--freeze-cgroup");
+            push(&dir.to_string_lossy());
+        }
+        if self.leave_running {
+            push("--leave-running");
+        }
+        if self.tcp_established {
+            push("--tcp-established");
+        }
+        if self.file_locks {
+            push("--file-locks");
+        }
+        if self.ext_unix_sk {
+            push("--ext-unix-sk");
+        }
+        a
+    }
+}
+
+/// How criu ended, with what it printed.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Exit status.
+    pub status: std::process::ExitStatus,
+    /// stdout.
+    pub stdout: String,
+    /// stderr (usage errors go here, not to the log).
+    pub stderr: String,
+}
+
+/// Extracts the version from `criu --version` ("Version: 4.2.1").
+pub fn parse_version(out: &str) -> Option<String> {
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("Version:"))
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// The first error line of a criu log.
+pub fn first_error(log: &str) -> Option<&str> {
+    log.lines()
+        .map(str::trim)
+        .find(|l| l.contains("Error (") || l.starts_with("Error"))
+}
+
+/// The last `n` lines of a text.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The message of a failed criu run: criu's first error line, the last
+/// lines of its log (or its stderr when the log is empty) and where the full
+/// log is kept.
+pub fn failure_message(what: &str, outcome: &Outcome, log: &str, log_path: &Path) -> String {
+    let first = first_error(log)
+        .or_else(|| first_error(&outcome.stderr))
+        .or_else(|| outcome.stderr.lines().find(|l| !l.trim().is_empty()))
+        .unwrap_or("no error line");
+    let mut msg = format!("{what} failed ({}): {first}", outcome.status);
+    let (body, source) = if log.trim().is_empty() {
+        (outcome.stderr.as_str(), "stderr".to_string())
+    } else {
+        (log, format!("log {}", log_path.display()))
+    };
+    if !body.trim().is_empty() {
+        msg.push_str(&format!(
+            "\n--- last {LOG_TAIL_LINES} lines of criu's {source} ---\n"
+        ));
+        msg.push_str(&tail(body, LOG_TAIL_LINES));
+    }
+    msg.push_str(&format!("\n--- full log: {} ---", log_path.display()));
+    msg
+}
+
+/// Namespaces the criu child joins before exec, and a descriptor it
+/// inherits under the same number.
+#[derive(Default)]
+pub struct ChildSetup<'a> {
+    /// Namespace files (`/proc/<pid>/ns/uts`...) to `setns` into.
+    pub join: Vec<File>,
+    /// Descriptor to keep open across exec (the images directory).
+    pub keep_fd: Option<BorrowedFd<'a>>,
+}
+
+impl Criu {
+    /// criu at `path` (a bare name is looked up in `PATH`).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Criu { path: path.into() }
+    }
+
+    /// The executable as configured.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs criu with `args` and waits for it.
+    pub async fn run(&self, args: &[OsString], setup: ChildSetup<'_>) -> Result<Outcome> {
+        let mut cmd = tokio::process::Command::new(&self.path);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(false);
+        let ns_fds: Vec<i32> = setup.join.iter().map(|f| f.as_raw_fd()).collect();
+        let keep = setup.keep_fd.map(|fd| fd.as_raw_fd());
+        // SAFETY: the closure runs in the forked child before exec and only
+        // makes async-signal-safe system calls (setns, fcntl).
+        unsafe {
+            cmd.pre_exec(move || {
+                for &fd in &ns_fds {
+                    if libc::setns(fd, 0) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                if let Some(fd) = keep {
+                    let flags = libc::fcntl(fd, libc::F_GETFD);
+                    if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let out = cmd.output().await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                Error::FailedPrecondition(format!("criu not found: {}", self.path.display()))
+            }
+            _ => Error::FailedPrecondition(format!("cannot run criu {}: {e}", self.path.display())),
+        })?;
+        drop(setup.join);
+        Ok(Outcome {
+            status: out.status,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    /// `criu --version`.
+    pub async fn version(&self) -> Result<String> {
+        let out = self
+            .run(&["--version".into()], ChildSetup::default())
+            .await?;
+        parse_version(&out.stdout).ok_or_else(|| {
+            Error::FailedPrecondition(format!(
+                "criu --version printed no version ({}): {}{}",
+                out.status, out.stdout, out.stderr
+            ))
+        })
+    }
+
+    /// `criu check`: whether it passed, and what it said.
+    pub async fn check(&self) -> Result<(bool, String)> {
+        let out = self.run(&["check".into()], ChildSetup::default()).await?;
+        let text = format!("{}{}", out.stdout, out.stderr).trim().to_string();
+        Ok((out.status.success(), text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt as _;
+
+    use super::*;
+
+    fn base() -> DumpArgs {
+        DumpArgs {
+            pid: 274,
+            images_dir: "/proc/self/fd/9".into(),
+            work_dir: "/run/kata-cr/work/op".into(),
+            log_file: "/run/kata-cr/work/op/dump.log".into(),
+            external_pidns: Some(4026532254),
+            external_netns: Some(4026532255),
+            freeze_cgroup: Some("/sys/fs/cgroup/freezer/default/c1".into()),
+            leave_running: true,
+            tcp_established: false,
+            file_locks: false,
+            ext_unix_sk: false,
+        }
+    }
+
+    fn joined(a: &DumpArgs) -> String {
+        a.args()
+            .iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn dump_args_as_proven_on_the_test_bed() {
+        assert_eq!(
+            joined(&base()),
+            "dump --tree 274 --images-dir /proc/self/fd/9 --work-dir /run/kata-cr/work/op \
+             --log-file /run/kata-cr/work/op/dump.log -v4 \
+             --external pid[4026532254]:extpid --external net[4026532255]:extnet \
+             --external mnt[/]:rootfs --ext-mount-map auto --enable-external-masters \
+             --link-remap --manage-cgroups=ignore \
+             --freeze-cgroup /sys/fs/cgroup/freezer/default/c1 --leave-running"
+        );
+    }
+
+    #[test]
+    fn dump_args_options() {
+        let a = DumpArgs {
+            external_netns: None,
+            freeze_cgroup: None,
+            leave_running: false,
+            tcp_established: true,
+            file_locks: true,
+            ext_unix_sk: true,
+            ..base()
+        };
+        let s = joined(&a);
+        assert!(!s.contains("net["), "{s}");
+        assert!(!s.contains("--freeze-cgroup"), "{s}");
+        assert!(!s.contains("--leave-running"), "{s}");
+        assert!(
+            s.ends_with("--tcp-established --file-locks --ext-unix-sk"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn version_and_log_helpers() {
+        assert_eq!(
+            parse_version("Version: 4.2.1\nGitID: v4.2.1\n").as_deref(),
+            Some("4.2.1")
+        );
+        assert_eq!(parse_version("nothing"), None);
+        let log =
+            "(00.001) ok\n(00.002) Error (criu/util.c:1534): rlimit\n(00.003) Error (x): second\n";
+        assert_eq!(
+            first_error(log),
+            Some("(00.002) Error (criu/util.c:1534): rlimit")
+        );
+        assert_eq!(tail("a\nb\nc\n", 2), "b\nc");
+        assert_eq!(tail("a", 5), "a");
+    }
+
+    #[test]
+    fn failure_message_quotes_first_error_tail_and_log_path() {
+        let outcome = Outcome {
+            status: std::process::ExitStatus::from_raw(1 << 8),
+            stdout: String::new(),
+            stderr: String::new(),
+        };
+        let log: String = (0..30)
+            .map(|i| format!("(00.{i:03}) line {i}\n"))
+            .collect::<String>()
+            + "(01.000) Error (criu/cr-dump.c:1): Dumping FAILED.\n";
+        let msg = failure_message("criu dump", &outcome, &log, Path::new("/w/dump.log"));
+        assert!(msg.starts_with("criu dump failed (exit status: 1): (01.000) Error (criu/cr-dump.c:1): Dumping FAILED."), "{msg}");
+        assert!(
+            msg.contains("line 29") && !msg.contains("line 10\n"),
+            "{msg}"
+        );
+        assert!(msg.ends_with("--- full log: /w/dump.log ---"), "{msg}");
+
+        // A usage error: nothing in the log, the reason is on stderr.
+        let outcome = Outcome {
+            stderr: "criu: unrecognized option '--bogus'\n".into(),
+            ..outcome
+        };
+        let msg = failure_message("criu dump", &outcome, "", Path::new("/w/dump.log"));
+        assert!(msg.contains("unrecognized option '--bogus'"), "{msg}");
+        assert!(msg.contains("criu's stderr"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_criu_is_a_failed_precondition() {
+        let err = Criu::new("/nonexistent/criu").version().await.unwrap_err();
+        assert!(matches!(err, Error::FailedPrecondition(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn run_joins_namespaces_and_keeps_the_fd() {
+        // `sh` stands in for criu: joining our own uts namespace is
+        // allowed for root only; the kept descriptor must be usable.
+        let dir = tempfile::tempdir().unwrap();
+        let fd = nix::fcntl::open(
+            dir.path(),
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .unwrap();
+        let join = if nix::unistd::geteuid().is_root() {
+            vec![File::open("/proc/self/ns/uts").unwrap()]
+        } else {
+            vec![]
+        };
+        let sh = Criu::new("/bin/sh");
+        let script = format!("echo hi > /proc/self/fd/{}/f && echo done", fd.as_raw_fd());
+        let out = sh
+            .run(
+                &["-c".into(), script.into()],
+                ChildSetup {
+                    join,
+                    keep_fd: Some(std::os::fd::AsFd::as_fd(&fd)),
+                },
+            )
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(out.stdout.trim(), "done");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("f")).unwrap(),
+            "hi\n"
+        );
+    }
+}

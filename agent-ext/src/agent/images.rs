@@ -1,0 +1,386 @@
+//! The image directory `<rootfs>/.kata-cr/<name>/` inside a container's
+//! rootfs, created and used without ever following a path the container
+//! could have planted.
+//!
+//! The container's root may own anything in its rootfs. Every step is
+//! relative to a descriptor: the rootfs is opened `O_PATH|O_NOFOLLOW`,
+//! `.kata-cr` and the image directory are created with `mkdirat` and opened
+//! with `openat2(RESOLVE_NO_SYMLINKS|RESOLVE_BENEATH)` (plain `openat`
+//! with `O_NOFOLLOW` on kernels without it), then checked to be real
+//! directories owned by the daemon's user. criu gets the directory as an
+//! inherited descriptor (`/proc/self/fd/N`), never by path.
+
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsFd, AsRawFd as _, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt as _;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::{Mode, SFlag};
+use nix::unistd::UnlinkatFlags;
+
+use super::error::{Error, Result};
+
+/// Directory of kata-cr's files in a container's rootfs.
+pub const KATA_DIR: &str = ".kata-cr";
+
+/// Longest accepted image directory name.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// Checks an image directory name: one path component of `[A-Za-z0-9._-]`,
+/// not starting with `.` (so neither `.` nor `..`), at most
+/// [`MAX_NAME_LEN`] bytes.
+pub fn validate_name(name: &str) -> Result<()> {
+    let bad = |why: &str| Err(Error::InvalidArgument(format!("image_dir {name:?} {why}")));
+    if name.is_empty() {
+        return bad("is empty");
+    }
+    if name.len() > MAX_NAME_LEN {
+        return bad(&format!("is longer than {MAX_NAME_LEN} bytes"));
+    }
+    if name.contains('/') {
+        return bad("must be a single path component (contains '/')");
+    }
+    if name.contains("..") || name.starts_with('.') {
+        return bad("must not start with '.' nor contain '..'");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return bad("may only contain A-Z a-z 0-9 . _ -");
+    }
+    Ok(())
+}
+
+/// A freshly created, empty image directory. Dropping it leaves it in place:
+/// call [`ImageDir::remove`] to get rid of a failed one.
+#[derive(Debug)]
+pub struct ImageDir {
+    path: PathBuf,
+    name: OsString,
+    kata_dir: OwnedFd,
+    dir: OwnedFd,
+}
+
+/// Opens `name` below `parent` as a directory, refusing symlinks.
+fn open_dir_beneath(parent: BorrowedFd<'_>, name: &OsStr) -> nix::Result<OwnedFd> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let how = OpenHow::new()
+        .flags(flags)
+        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_BENEATH);
+    match nix::fcntl::openat2(parent, name, how) {
+        Err(Errno::ENOSYS) => nix::fcntl::openat(parent, name, flags, Mode::empty()),
+        other => other,
+    }
+}
+
+/// Creates `name` below `parent` (mode 0700) if absent (`existed` says
+/// whether it was there), opens it and checks it is a real directory owned
+/// by the daemon's user. `shown` names it in errors.
+fn make_dir(
+    parent: BorrowedFd<'_>,
+    name: &OsStr,
+    shown: &Path,
+    must_be_new: bool,
+) -> Result<OwnedFd> {
+    match nix::sys::stat::mkdirat(parent, name, Mode::S_IRWXU) {
+        Ok(()) => {}
+        Err(Errno::EEXIST) if must_be_new => {
+            return Err(Error::AlreadyExists(format!(
+                "{} already exists",
+                shown.display()
+            )))
+        }
+        Err(Errno::EEXIST) => {}
+        Err(e) => return Err(Error::io(format!("mkdir {}", shown.display()), e)),
+    }
+    let fd = open_dir_beneath(parent, name).map_err(|e| match e {
+        Errno::ELOOP | Errno::ENOTDIR | Errno::EXDEV => Error::InvalidArgument(format!(
+            "{} is not a directory (a symlink or another kind of file): refusing to use it",
+            shown.display()
+        )),
+        e => Error::io(format!("open {}", shown.display()), e),
+    })?;
+    let st = nix::sys::stat::fstat(&fd)
+        .map_err(|e| Error::io(format!("stat {}", shown.display()), e))?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFDIR {
+        return Err(Error::InvalidArgument(format!(
+            "{} is not a directory: refusing to use it",
+            shown.display()
+        )));
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if st.st_uid != me {
+        return Err(Error::InvalidArgument(format!(
+            "{} is owned by uid {}, not {me}: refusing to use it",
+            shown.display(),
+            st.st_uid
+        )));
+    }
+    nix::sys::stat::fchmod(&fd, Mode::S_IRWXU)
+        .map_err(|e| Error::io(format!("chmod {}", shown.display()), e))?;
+    Ok(fd)
+}
+
+impl ImageDir {
+    /// Creates `<rootfs>/.kata-cr/<name>/` (mode 0700); `name` must pass
+    /// [`validate_name`] and must not exist yet.
+    pub fn create(rootfs: &Path, name: &str) -> Result<Self> {
+        validate_name(name)?;
+        if !rootfs.is_absolute() {
+            return Err(Error::InvalidArgument(format!(
+                "rootfs {:?} is not an absolute path",
+                rootfs
+            )));
+        }
+        let root = nix::fcntl::open(
+            rootfs,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            Errno::ENOENT => Error::NotFound(format!("rootfs {} does not exist", rootfs.display())),
+            Errno::ELOOP | Errno::ENOTDIR => {
+                Error::InvalidArgument(format!("rootfs {} is not a directory", rootfs.display()))
+            }
+            e => Error::io(format!("open {}", rootfs.display()), e),
+        })?;
+        let kata_path = rootfs.join(KATA_DIR);
+        let kata_dir = make_dir(root.as_fd(), OsStr::new(KATA_DIR), &kata_path, false)?;
+        let path = kata_path.join(name);
+        let dir = make_dir(kata_dir.as_fd(), OsStr::new(name), &path, true)?;
+        Ok(ImageDir {
+            path,
+            name: OsString::from(name),
+            kata_dir,
+            dir,
+        })
+    }
+
+    /// `<rootfs>/.kata-cr/<name>` as the daemon sees it (for messages and
+    /// replies only: never opened by this path).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The open directory (read-only descriptor, close-on-exec).
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.dir.as_fd()
+    }
+
+    /// Fsyncs every file of the directory, the directory and `.kata-cr`;
+    /// returns the file names, sorted.
+    pub fn sync_and_list(&self) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        for name in list(self.dir.as_fd())
+            .map_err(|e| Error::io(format!("listing {}", self.path.display()), e))?
+        {
+            let fd = nix::fcntl::openat(
+                self.dir.as_fd(),
+                name.as_os_str(),
+                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+                Mode::empty(),
+            )
+            .map_err(|e| Error::io(format!("open {}", self.path.join(&name).display()), e))?;
+            nix::unistd::fsync(&fd)
+                .map_err(|e| Error::io(format!("fsync {}", self.path.join(&name).display()), e))?;
+            names.push(name.to_string_lossy().into_owned());
+        }
+        nix::unistd::fsync(&self.dir)
+            .map_err(|e| Error::io(format!("fsync {}", self.path.display()), e))?;
+        nix::unistd::fsync(&self.kata_dir).map_err(|e| {
+            Error::io(
+                format!("fsync {}", self.path.with_file_name("").display()),
+                e,
+            )
+        })?;
+        names.sort();
+        Ok(names)
+    }
+
+    /// Removes the directory and everything in it (descriptor-relative, not
+    /// following symlinks).
+    pub fn remove(self) -> Result<()> {
+        remove_tree_at(self.kata_dir.as_fd(), &self.name)
+            .and_then(|()| nix::unistd::fsync(&self.kata_dir))
+            .map_err(|e| Error::io(format!("removing {}", self.path.display()), e))
+    }
+}
+
+/// Names in a directory, without `.` and `..`.
+fn list(dir: BorrowedFd<'_>) -> nix::Result<Vec<OsString>> {
+    let dup = nix::fcntl::openat(
+        dir,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut d = nix::dir::Dir::from_fd(dup)?;
+    let mut out = Vec::new();
+    for entry in d.iter() {
+        let name = entry?.file_name().to_bytes().to_vec();
+        if name != b"." && name != b".." {
+            out.push(OsStr::from_bytes(&name).to_os_string());
+        }
+    }
+    Ok(out)
+}
+
+/// `rm -r parent/name` without following symlinks.
+fn remove_tree_at(parent: BorrowedFd<'_>, name: &OsStr) -> nix::Result<()> {
+    match nix::unistd::unlinkat(parent, name, UnlinkatFlags::NoRemoveDir) {
+        Err(Errno::EISDIR) | Err(Errno::EPERM) => {}
+        Err(Errno::ENOENT) => return Ok(()),
+        other => return other,
+    }
+    let dir = open_dir_beneath(parent, name)?;
+    for child in list(dir.as_fd())? {
+        remove_tree_at(dir.as_fd(), &child)?;
+    }
+    drop(dir);
+    nix::unistd::unlinkat(parent, name, UnlinkatFlags::RemoveDir)
+}
+
+/// The `--images-dir` value that makes a child process use `fd`, which it
+/// inherits under the same number.
+pub fn proc_fd_path(fd: BorrowedFd<'_>) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::os::unix::fs::{symlink, MetadataExt as _, PermissionsExt as _};
+
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["ckpt-1a2b", "a", "A.b_c-9", &"x".repeat(MAX_NAME_LEN)] {
+            validate_name(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "/abs",
+            "a..b",
+            ".hidden",
+            "sp ace",
+            "nul\0",
+            "é",
+            &"x".repeat(MAX_NAME_LEN + 1),
+        ] {
+            let err = validate_name(bad).expect_err(bad);
+            assert!(matches!(err, Error::InvalidArgument(_)), "{bad}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn creates_private_dirs_syncs_lists_and_removes() {
+        let rootfs = tempfile::tempdir().unwrap();
+        let d = ImageDir::create(rootfs.path(), "ckpt-1").unwrap();
+        let kata = rootfs.path().join(KATA_DIR);
+        assert_eq!(d.path(), kata.join("ckpt-1"));
+        for p in [&kata, &kata.join("ckpt-1")] {
+            let m = fs::symlink_metadata(p).unwrap();
+            assert!(m.is_dir());
+            assert_eq!(m.permissions().mode() & 0o7777, 0o700, "{}", p.display());
+        }
+        // Files written through the descriptor path, as criu does.
+        let via_fd = proc_fd_path(d.fd());
+        fs::write(via_fd.join("inventory.img"), b"x").unwrap();
+        fs::write(via_fd.join("pstree.img"), b"y").unwrap();
+        fs::create_dir(via_fd.join("sub")).unwrap();
+        fs::write(via_fd.join("sub/f"), b"z").unwrap();
+        fs::remove_dir_all(via_fd.join("sub")).unwrap();
+        assert_eq!(d.sync_and_list().unwrap(), ["inventory.img", "pstree.img"]);
+
+        // A second one next to it; the same name again is refused.
+        let d2 = ImageDir::create(rootfs.path(), "ckpt-2").unwrap();
+        let err = ImageDir::create(rootfs.path(), "ckpt-1").unwrap_err();
+        assert!(matches!(err, Error::AlreadyExists(_)), "{err:?}");
+
+        d.remove().unwrap();
+        assert!(!kata.join("ckpt-1").exists());
+        fs::create_dir(proc_fd_path(d2.fd()).join("nested")).unwrap();
+        d2.remove().unwrap();
+        assert!(!kata.join("ckpt-2").exists());
+        assert!(kata.is_dir());
+    }
+
+    #[test]
+    fn refuses_a_planted_kata_cr_symlink_and_touches_nothing_outside() {
+        let rootfs = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        symlink(outside.path(), rootfs.path().join(KATA_DIR)).unwrap();
+        let err = ImageDir::create(rootfs.path(), "ckpt-1").unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+        assert!(err.to_string().contains(KATA_DIR), "{err}");
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+
+        // A relative symlink, and one to a file: same.
+        fs::remove_file(rootfs.path().join(KATA_DIR)).unwrap();
+        symlink("../../../../tmp", rootfs.path().join(KATA_DIR)).unwrap();
+        assert!(matches!(
+            ImageDir::create(rootfs.path(), "x").unwrap_err(),
+            Error::InvalidArgument(_)
+        ));
+        fs::remove_file(rootfs.path().join(KATA_DIR)).unwrap();
+        fs::write(rootfs.path().join(KATA_DIR), b"").unwrap();
+        assert!(matches!(
+            ImageDir::create(rootfs.path(), "x").unwrap_err(),
+            Error::InvalidArgument(_)
+        ));
+    }
+
+    #[test]
+    fn refuses_a_planted_image_dir_symlink() {
+        let rootfs = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::create_dir(rootfs.path().join(KATA_DIR)).unwrap();
+        symlink(outside.path(), rootfs.path().join(KATA_DIR).join("ckpt-1")).unwrap();
+        let err = ImageDir::create(rootfs.path(), "ckpt-1").unwrap_err();
+        assert!(matches!(err, Error::AlreadyExists(_)), "{err:?}");
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn refuses_a_kata_cr_dir_owned_by_someone_else() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root to chown");
+            return;
+        }
+        let rootfs = tempfile::tempdir().unwrap();
+        let kata = rootfs.path().join(KATA_DIR);
+        fs::create_dir(&kata).unwrap();
+        std::os::unix::fs::chown(&kata, Some(1000), Some(1000)).unwrap();
+        let err = ImageDir::create(rootfs.path(), "ckpt-1").unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+        assert_eq!(fs::metadata(&kata).unwrap().uid(), 1000);
+        assert_eq!(fs::read_dir(&kata).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_rootfs_that_is_a_symlink_or_missing_is_refused() {
+        let base = tempfile::tempdir().unwrap();
+        let real = base.path().join("real");
+        fs::create_dir(&real).unwrap();
+        symlink(&real, base.path().join("link")).unwrap();
+        assert!(matches!(
+            ImageDir::create(&base.path().join("link"), "x").unwrap_err(),
+            Error::InvalidArgument(_)
+        ));
+        assert!(matches!(
+            ImageDir::create(&base.path().join("nope"), "x").unwrap_err(),
+            Error::NotFound(_)
+        ));
+        assert!(matches!(
+            ImageDir::create(Path::new("rel"), "x").unwrap_err(),
+            Error::InvalidArgument(_)
+        ));
+    }
+}

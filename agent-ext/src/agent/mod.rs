@@ -1,0 +1,218 @@
+//! `kata-cr-agent`, the checkpoint daemon of kata-cr.
+//!
+//! It serves [`crate::api`] (`katacr.agent.v1.Agent`) over ttrpc, on a vsock
+//! port in a Kata guest or a unix socket in host mode, and drives criu on
+//! the containers it finds through `/proc`. One verb per file:
+//! [`capabilities`], [`checkpoint`] (restore comes as `restore.rs` with the
+//! next API revision); shared pieces: [`criu`] (running criu, its
+//! arguments and log), [`container`] (finding a container's init and
+//! workload), [`cgroup`] (the freezer), [`images`] (the image directory in
+//! the rootfs, symlink-safe), [`workdir`] (per-operation logs), [`listen`]
+//! (sockets), [`cli`] (command line, including the `ctl` client).
+//!
+//! Operations on one container are serialized: a second one while the
+//! first runs is refused with `ABORTED` ("... already in progress"), not
+//! queued (the proxy decides whether to retry; a queued dump of a container
+//! the engine may have resumed meanwhile would be a surprise).
+
+pub mod capabilities;
+pub mod cgroup;
+pub mod checkpoint;
+pub mod cli;
+pub mod container;
+pub mod criu;
+pub mod error;
+pub mod images;
+pub mod listen;
+pub mod workdir;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+pub use error::{Error, Result};
+
+use crate::api;
+
+/// Settings of the daemon.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// criu executable.
+    pub criu: PathBuf,
+    /// Work directory (logs).
+    pub work_dir: PathBuf,
+    /// Operations whose work directories are kept.
+    pub keep: usize,
+    /// The proc filesystem to read (`/proc`).
+    pub proc_root: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            criu: PathBuf::from("criu"),
+            work_dir: PathBuf::from(workdir::DEFAULT_WORK_DIR),
+            keep: workdir::DEFAULT_KEEP,
+            proc_root: PathBuf::from("/proc"),
+        }
+    }
+}
+
+/// The daemon's state, shared by every request.
+#[derive(Debug)]
+pub struct Daemon {
+    criu: criu::Criu,
+    work: workdir::WorkDir,
+    proc_root: PathBuf,
+    busy: Busy,
+}
+
+impl Daemon {
+    /// Sets up the work directory.
+    pub fn new(config: Config) -> Result<Self> {
+        Ok(Daemon {
+            criu: criu::Criu::new(config.criu),
+            work: workdir::WorkDir::new(config.work_dir, config.keep)?,
+            proc_root: config.proc_root,
+            busy: Busy::default(),
+        })
+    }
+}
+
+/// Containers with an operation in progress (by id and by rootfs).
+#[derive(Debug, Default)]
+struct Busy(Mutex<HashSet<String>>);
+
+/// Marks a container busy until dropped.
+struct BusyGuard<'a> {
+    busy: &'a Busy,
+    keys: [String; 2],
+}
+
+impl Busy {
+    fn enter(&self, id: &str, rootfs: &Path, verb: &str) -> Result<BusyGuard<'_>> {
+        let keys = [format!("id:{id}"), format!("rootfs:{}", rootfs.display())];
+        let mut set = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if keys.iter().any(|k| set.contains(k)) {
+            return Err(Error::Aborted(format!(
+                "{verb} of {id}: an operation on this container ({}) is already in progress",
+                rootfs.display()
+            )));
+        }
+        for k in &keys {
+            set.insert(k.clone());
+        }
+        Ok(BusyGuard { busy: self, keys })
+    }
+}
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        let mut set = self
+            .busy
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for k in &self.keys {
+            set.remove(k);
+        }
+    }
+}
+
+/// The ttrpc service: each method logs, calls its verb and converts the
+/// error.
+pub struct Service {
+    daemon: Arc<Daemon>,
+}
+
+impl Service {
+    /// Serves `daemon`.
+    pub fn new(daemon: Arc<Daemon>) -> Self {
+        Service { daemon }
+    }
+}
+
+#[async_trait::async_trait]
+impl api::Agent for Service {
+    async fn capabilities(
+        &self,
+        _ctx: &ttrpc::r#async::TtrpcContext,
+        req: api::CapabilitiesRequest,
+    ) -> ttrpc::Result<api::CapabilitiesResponse> {
+        tracing::debug!("Capabilities");
+        Ok(capabilities::capabilities(&self.daemon, req).await)
+    }
+
+    async fn checkpoint(
+        &self,
+        _ctx: &ttrpc::r#async::TtrpcContext,
+        req: api::CheckpointRequest,
+    ) -> ttrpc::Result<api::CheckpointResponse> {
+        tracing::info!(
+            id = %req.container_id,
+            rootfs = %req.rootfs,
+            image_dir = %req.image_dir,
+            leave_running = req.leave_running,
+            "Checkpoint"
+        );
+        let id = req.container_id.clone();
+        checkpoint::checkpoint(&self.daemon, req)
+            .await
+            .map_err(|e| {
+                tracing::warn!(%id, code = ?e.code(), error = %e, "Checkpoint failed");
+                e.into()
+            })
+    }
+}
+
+/// Runs the daemon on `listen` until SIGTERM or SIGINT.
+pub async fn serve(
+    config: Config,
+    listen: &listen::ListenAddr,
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let daemon = Arc::new(Daemon::new(config)?);
+    let bound = listen::bind(listen)?;
+    let mut server = ttrpc::r#async::Server::new()
+        .add_listener(bound.listener)
+        .register_service(api::create_agent(Arc::new(Service::new(daemon.clone()))));
+    server.start().await?;
+    tracing::info!(listen = %listen, work_dir = %daemon.work.root().display(), criu = %daemon.criu.path().display(), "kata-cr-agent serving");
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+    if let Err(e) = server.shutdown().await {
+        tracing::warn!(error = %e, "server shutdown");
+    }
+    drop(bound.cleanup);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_operation_on_a_busy_container_is_aborted_until_the_first_ends() {
+        let busy = Busy::default();
+        let g = busy.enter("c1", Path::new("/r1"), "checkpoint").unwrap();
+        let err = busy
+            .enter("c1", Path::new("/r1"), "checkpoint")
+            .err()
+            .unwrap();
+        assert!(matches!(err, Error::Aborted(_)), "{err:?}");
+        assert!(err.to_string().contains("already in progress"));
+        // Same rootfs under another id: busy too. Another container: fine.
+        assert!(busy.enter("other", Path::new("/r1"), "checkpoint").is_err());
+        let g2 = busy.enter("c2", Path::new("/r2"), "checkpoint").unwrap();
+        drop(g);
+        busy.enter("c1", Path::new("/r1"), "checkpoint").unwrap();
+        drop(g2);
+    }
+}

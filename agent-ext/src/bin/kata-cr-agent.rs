@@ -1,0 +1,49 @@
+//! `kata-cr-agent`: see [`agent_ext::agent`].
+
+use agent_ext::agent::cli::{self, Mode};
+
+fn main() {
+    let mode = match cli::parse(std::env::args().skip(1)) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("kata-cr-agent: {e}\n{}", cli::USAGE);
+            std::process::exit(64);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("kata-cr-agent: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = runtime.block_on(async {
+        match mode {
+            Mode::Help => {
+                println!("{}", cli::USAGE);
+                0
+            }
+            Mode::Ctl { addr, call } => cli::ctl(&addr, call).await,
+            Mode::Serve { config, listen } => {
+                match agent_ext::agent::serve(config, &listen).await {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        tracing::error!(error = %e, "kata-cr-agent failed");
+                        1
+                    }
+                }
+            }
+        }
+    });
+    std::process::exit(code);
+}
