@@ -1,0 +1,603 @@
+#!/usr/bin/env bash
+# integration/suites/conformance.sh -- A/B conformance: containerd must see no difference
+# between runtime runc (io.containerd.runc.v2, vanilla) and kata-cr
+# (io.containerd.kata-cr.v2, the proxy in front of the same containerd-shim-runc-v2).
+#
+# Every A/B case runs one scenario twice (RT=runc, RT=kata-cr); the scenario prints what
+# containerd/ctr/crictl observed (outputs, exit codes, statuses, events), the harness
+# normalizes ids, pids and timestamps out and the two outputs must be equal, and each
+# scenario also asserts the values runc is known to give (so that "both equally broken"
+# does not pass). The kata-cr-only cases at the end check the proxy's own hygiene.
+#
+# Run inside the bed: integration/testbed run -- integration/suites/run-all
+# (or integration/testbed run -- integration/suites/conformance.sh)
+# RT is set per run by run_both (lib.sh), in a subshell by design (SC2031); $ in single
+# quotes is for the container's shell (SC2016):
+# shellcheck disable=SC2031,SC2016
+set -u
+# shellcheck source=lib.sh
+source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
+
+LOOP_TERM42='trap "exit 42" TERM; while :; do sleep 0.1; done'
+
+# ------------------------------------------------------------------ small helpers
+events_start() { # events_start FILE: ctr events into FILE, returns once it is subscribed
+  local f=$1 marker
+  ctr events >"$f" 2>&1 &
+  EVENTS_PID=$!
+  track_pid "$EVENTS_PID"
+  # prove the subscription: an image tag makes an event; wait until it shows up
+  marker=localhost:5000/e2e-marker:$(uid ev)
+  for _ in $(seq 1 50); do
+    ctr images tag --force "$IMG" "$marker" >/dev/null 2>&1
+    grep -q "e2e-marker" "$f" && break
+    sleep 0.1
+  done
+  ctr images rm "$marker" >/dev/null 2>&1
+  grep -q "e2e-marker" "$f" || fail "ctr events never subscribed: $(head -c 500 "$f")"
+}
+events_stop() { kill "$EVENTS_PID" 2>/dev/null; wait "$EVENTS_PID" 2>/dev/null; true; }
+
+# /tasks/delete is left out on purpose: the shim publishes TaskDelete asynchronously and
+# a runc shim that exits right after deleting its last task often never delivers it (seen
+# with plain runc: present after one `ctr t delete`, absent after the next). Comparing it
+# would compare a race, not the runtimes.
+events_of() { # events_of FILE ID: topic and exit status of the task events of ID, in order
+  grep -F "\"$2\"" "$1" | sed -n 's#^.* \(/tasks/[a-z-]*\) \({.*\)$#\1 \2#p' | grep -v '^/tasks/delete ' \
+    | while read -r topic json; do
+        case "$topic" in
+          /tasks/exit)
+            printf '%s exit_status=%s id=%s\n' "$topic" "$(jq -r '.exit_status // 0' <<<"$json")" \
+              "$(jq -r '.id // "-"' <<<"$json")" ;;
+          /tasks/exec-added|/tasks/exec-started) printf '%s exec_id=%s\n' "$topic" "$(jq -r '.exec_id' <<<"$json")" ;;
+          *) echo "$topic" ;;
+        esac
+      done
+}
+
+wait_line() { # wait_line SECS FILE TEXT
+  wait_for "$1" grep -qF -- "$3" "$2" || fail "no '$3' in $2 within $1s: $(head -c 500 "$2")"
+}
+
+proxies_of() { # pids of kata-cr proxies serving ID (the __kata-cr-serve argument names the id)
+  local p
+  for p in /proc/[0-9]*; do
+    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "__kata-cr-serve {\"id\":\"$1\"" && echo "${p#/proc/}"
+  done
+  true
+}
+runc_shims_of() { # pids of containerd-shim-runc-v2 servers whose -id is ID
+  local p
+  for p in /proc/[0-9]*; do
+    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qE -- "^(/[^ ]*/)?containerd-shim-runc-v2 .*-id $1( |$)" && echo "${p#/proc/}"
+  done
+  true
+}
+count() { grep -c . || true; }
+
+# ------------------------------------------------------------------ ctr: lifecycle
+scn_run_detached() {
+  local id; id=$(uid run)
+  c_run_d "$id" sleep 1000 || exit 1
+  wait_status "$id" RUNNING
+  echo "ctr t ls: $(ctr t ls | awk -v id="$id" '$1 == id {print $1, $3}')"
+  echo "ctr c ls: $(ctr c ls | awk -v id="$id" '$1 == id {print $1, $2}')"
+  expect_eq "status" RUNNING "$(c_status "$id")"
+}
+t_run_detached() { run_both scn_run_detached; }
+
+scn_create_start() {
+  local a b out rc
+  a=$(uid attached) b=$(uid detached)
+  track_ctr "$a"; track_ctr "$b"
+  must ctr c create --runtime "$(rt_ctr)" "$IMG" "$a" sh -c 'echo hello; echo oops >&2; exit 5' || exit 1
+  echo "after create: task '$(c_status "$a")'"
+  out=$(ctr t start "$a" 2>&1 </dev/null); rc=$?
+  echo "ctr t start (attached): exit $rc, output: $out"
+  expect_eq "attached start exit" 5 "$rc"
+  must ctr c create --runtime "$(rt_ctr)" "$IMG" "$b" sleep 1000 || exit 1
+  must ctr t start -d "$b" </dev/null || exit 1
+  wait_status "$b" RUNNING
+  echo "ctr t start -d: $(c_status "$b")"
+}
+t_create_start() { run_both scn_create_start; }
+
+scn_exec_plain() {
+  local id o e rc
+  id=$(uid ex)
+  c_run_d "$id" sleep 1000 || exit 1
+  wait_status "$id" RUNNING
+  o=$E2E_CASE_DIR/exec.out.$RT e=$E2E_CASE_DIR/exec.err.$RT
+  ctr t exec --exec-id x1 "$id" sh -c 'echo out1; echo err1 >&2; echo out2; exit 3' >"$o" 2>"$e" </dev/null
+  rc=$?
+  echo "exec exit: $rc"; echo "stdout: $(cat "$o")"; echo "stderr: $(cat "$e")"
+  expect_eq "exec exit" 3 "$rc"
+  expect_eq "exec stdout" "$(printf 'out1\nout2')" "$(cat "$o")"
+  ctr t exec --exec-id x2 "$id" sh -c 'head -c 300000 /dev/zero | tr "\0" a; echo' >"$o" 2>"$e" </dev/null
+  echo "big exec: exit $?, stdout bytes $(wc -c <"$o"), sha $(sha256sum <"$o" | cut -c1-16)"
+  ctr t exec --exec-id x3 "$id" sh -c 'pwd; id; echo "$PATH"' 2>&1 </dev/null
+  ctr t exec --exec-id x4 "$id" /no/such/binary 2>&1 </dev/null | sed -E 's/^/nonexistent binary: /'
+  echo "nonexistent binary exit: ${PIPESTATUS[0]}"
+  echo "status after: $(c_status "$id")"
+}
+t_exec_plain() { run_both scn_exec_plain; }
+
+scn_exec_stdin() {
+  local id out rc
+  id=$(uid stdin)
+  c_run_d "$id" sleep 1000 || exit 1
+  wait_status "$id" RUNNING
+  out=$(echo hi | ctr t exec --exec-id s1 "$id" cat 2>&1); rc=$?
+  echo "echo hi | exec cat: exit $rc, output '$out'"
+  expect_eq "stdin echoed" hi "$out"
+  out=$(printf 'a\nb\nc\n' | ctr t exec --exec-id s2 "$id" wc -l 2>&1); rc=$?
+  echo "3 lines | exec wc -l: exit $rc, output '$(echo "$out" | tr -d ' ')'"
+  out=$(seq 1 20000 | ctr t exec --exec-id s3 "$id" sh -c 'md5sum; exit 9' 2>&1); rc=$?
+  echo "20000 lines | md5sum: exit $rc, output '$out'"
+  expect_eq "exit after EOF" 9 "$rc"
+}
+t_exec_stdin() { run_both scn_exec_stdin; }
+
+scn_exec_tty() {
+  local id out rc
+  id=$(uid tty)
+  c_run_d "$id" sleep 1000 || exit 1
+  wait_status "$id" RUNNING
+  # script(1) gives ctr a pty as its terminal; the short sleep makes ctr's initial resize
+  # land while the process still runs (ctr races it otherwise, for any runtime)
+  out=$(script -qec "ctr t exec -t --exec-id t1 $id sh -c 'sleep 0.3; tty; [ -t 0 ] && echo stdin-is-tty; [ -t 1 ] && echo stdout-is-tty; echo err >&2; exit 4'" /dev/null </dev/null 2>&1)
+  rc=$?
+  echo "tty exec: exit $rc"
+  printf '%s\n' "$out" | tr -d '\r' | sed 's/^/  | /'
+  expect_eq "tty exec exit" 4 "$rc"
+  printf '%s\n' "$out" | grep -q stdout-is-tty || fail "exec -t: stdout is not a tty: $out"
+}
+t_exec_tty() { run_both scn_exec_tty; }
+
+scn_run_rm_exit7() {
+  local id out rc
+  id=$(uid rm7)
+  track_ctr "$id"
+  out=$(ctr run --rm --runtime "$(rt_ctr)" "$IMG" "$id" sh -c 'echo bye; exit 7' 2>&1 </dev/null); rc=$?
+  echo "ctr run --rm: exit $rc, output: $out"
+  expect_eq "ctr run --rm exit" 7 "$rc"
+  echo "container left: $(ctr c ls -q | grep -cxF "$id")"
+  echo "task left: $(ctr t ls -q | grep -cxF "$id")"
+}
+t_run_rm_exit7() { run_both scn_run_rm_exit7; }
+
+# What the workload sees of its own process tree: under runc the command is pid 1 and
+# alone; a runtime that interposes a process shows up here (and in ctr t ps, pids.current).
+scn_workload_view() {
+  local id
+  id=$(uid view)
+  echo "sh as the container's command, \$\$: $(ctr run --rm --runtime "$(rt_ctr)" "$IMG" "$id" sh -c 'echo $$' 2>&1 </dev/null)"
+  id=$(uid view2)
+  c_run_d "$id" sleep 1000 || exit 1
+  wait_status "$id" RUNNING
+  echo "/proc/1/cmdline: $(ctr t exec --exec-id v1 "$id" sh -c 'tr "\0" " " </proc/1/cmdline' 2>&1 </dev/null)"
+  echo "processes besides the exec: $(ctr t exec --exec-id v2 "$id" sh -c 'ls -d /proc/[0-9]* | grep -vx "/proc/$$"' 2>&1 </dev/null | count)"
+  echo "ctr t ps: $(ctr t ps "$id" | tail -n +2 | count) process(es)"
+}
+t_workload_view() { run_both scn_workload_view; }
+
+# ------------------------------------------------------------------ signals and exit codes
+scn_sig_term_trap() {
+  local id ev log pid rc
+  ev=$E2E_CASE_DIR/events.$RT log=$E2E_CASE_DIR/run.$RT
+  events_start "$ev"
+  # detached: exit code via ctr t ls / ctr t delete / the TaskExit event
+  id=$(uid term)
+  c_run_d "$id" sh -c "echo ready; $LOOP_TERM42" || exit 1
+  wait_status "$id" RUNNING
+  must ctr t kill -s TERM "$id" || exit 1
+  wait_status "$id" STOPPED
+  echo "detached after TERM: $(c_status "$id")"
+  echo "ctr t delete: $(ctr t delete "$id" 2>&1; echo "exit $?")"
+  must ctr c rm "$id" || exit 1
+  # attached: exit code of ctr run itself
+  id=$(uid term-attached)
+  track_ctr "$id"
+  ctr run --runtime "$(rt_ctr)" "$IMG" "$id" sh -c "echo ready; $LOOP_TERM42" >"$log" 2>&1 </dev/null &
+  pid=$!; track_pid "$pid"
+  wait_line 10 "$log" ready
+  must ctr t kill -s TERM "$id" || exit 1
+  wait "$pid"; rc=$?
+  echo "attached ctr run after TERM: exit $rc, output: $(cat "$log")"
+  expect_eq "ctr run exit after TERM" 42 "$rc"
+  wait_for 5 grep -q "/tasks/exit.*$id" "$ev"
+  events_stop
+  echo "events:"; events_of "$ev" "$(uid term)"; events_of "$ev" "$id"
+}
+t_sig_term_trap() { run_both scn_sig_term_trap; }
+
+scn_sig_kill() {
+  local id ev
+  ev=$E2E_CASE_DIR/events.$RT
+  events_start "$ev"
+  id=$(uid kill)
+  c_run_d "$id" sh -c "$LOOP_TERM42" || exit 1
+  wait_status "$id" RUNNING
+  must ctr t kill -s KILL "$id" || exit 1
+  wait_status "$id" STOPPED
+  echo "after KILL: $(c_status "$id")"
+  echo "ctr t delete: $(ctr t delete "$id" 2>&1; echo "exit $?")"
+  wait_for 5 grep -q "/tasks/exit.*$id" "$ev"
+  events_stop
+  echo "events:"; events_of "$ev" "$id"
+  events_of "$ev" "$id" | grep -q '/tasks/exit exit_status=137' || fail "no TaskExit with exit_status 137"
+}
+t_sig_kill() { run_both scn_sig_kill; }
+
+scn_sig_usr1() {
+  local id id2
+  id=$(uid usr1)
+  c_run_d "$id" sh -c "trap 'echo got-usr1 >>/tmp/usr1' USR1; $LOOP_TERM42" || exit 1
+  wait_status "$id" RUNNING
+  sleep 0.3   # the traps must be set before the first signal
+  must ctr t kill -s USR1 "$id" || exit 1
+  wait_for 5 eval "ctr t exec --exec-id w1 $id cat /tmp/usr1 </dev/null | grep -q got-usr1" || fail "USR1 trap never ran"
+  must ctr t kill -s USR1 "$id" || exit 1
+  wait_for 5 eval "[ \"\$(ctr t exec --exec-id w2 $id cat /tmp/usr1 </dev/null | grep -c got-usr1)\" = 2 ]" || fail "second USR1 not seen"
+  echo "after 2x USR1: $(c_status "$id"), handler ran $(ctr t exec --exec-id w3 "$id" cat /tmp/usr1 </dev/null | grep -c got-usr1) times"
+  expect_eq "status after USR1" RUNNING "$(c_status "$id")"
+  # a pid 1 without handlers (sleep) is immune to INT, HUP, USR1: the task keeps running
+  id2=$(uid immune)
+  c_run_d "$id2" sleep 1000 || exit 1
+  wait_status "$id2" RUNNING
+  must ctr t kill -s INT "$id2" || exit 1
+  must ctr t kill -s HUP "$id2" || exit 1
+  must ctr t kill -s USR1 "$id2" || exit 1
+  sleep 0.5
+  echo "sleep as pid 1 after INT, HUP, USR1: $(c_status "$id2")"
+  must ctr t kill -s TERM "$id" || exit 1
+  wait_status "$id" STOPPED
+  echo "trapping task after TERM: $(c_status "$id"), ctr t delete: $(ctr t delete "$id" 2>&1; echo "exit $?")"
+}
+t_sig_usr1() { run_both scn_sig_usr1; }
+
+scn_sig_int_hup_default() {
+  local id sig pid rc log ev
+  ev=$E2E_CASE_DIR/events.$RT
+  events_start "$ev"
+  id=$(uid dflt)
+  c_run_d "$id" sleep 1000 || exit 1
+  wait_status "$id" RUNNING
+  # exec processes are not pid 1: INT/HUP/TERM take their default action
+  for sig in INT HUP TERM; do
+    log=$E2E_CASE_DIR/exec-$sig.$RT
+    ctr t exec --exec-id "p$sig" "$id" sh -c 'echo started; exec sleep 1000' >"$log" 2>&1 </dev/null &
+    pid=$!; track_pid "$pid"
+    wait_line 10 "$log" started
+    must ctr t kill --exec-id "p$sig" -s "$sig" "$id" || exit 1
+    wait "$pid"; rc=$?
+    echo "exec killed by SIG$sig: ctr t exec exit $rc"
+  done
+  # the init process itself, via an INT handler that re-raises the default
+  id=$(uid dflt-init)
+  c_run_d "$id" sh -c 'trap "trap - INT; kill -INT \$\$; sleep 1; exit 99" INT; while :; do sleep 0.1; done' || exit 1
+  wait_status "$id" RUNNING
+  sleep 0.3
+  must ctr t kill -s INT "$id" || exit 1
+  wait_status "$id" STOPPED
+  echo "init after INT (handler re-raises, pid 1 ignores the default): ctr t delete: $(ctr t delete "$id" 2>&1; echo "exit $?")"
+  wait_for 5 grep -q "/tasks/exit.*$id" "$ev"
+  events_stop
+  echo "events:"; events_of "$ev" "$(uid dflt)"; events_of "$ev" "$id"
+  events_of "$ev" "$(uid dflt)" | grep -q 'exit_status=130 id=pINT' || fail "no TaskExit 130 for the INT exec"
+  events_of "$ev" "$(uid dflt)" | grep -q 'exit_status=129 id=pHUP' || fail "no TaskExit 129 for the HUP exec"
+}
+t_sig_int_hup_default() { run_both scn_sig_int_hup_default; }
+
+# ------------------------------------------------------------------ task control
+scn_pause_resume() {
+  local id
+  id=$(uid pause)
+  c_run_d "$id" sh -c "$LOOP_TERM42" || exit 1
+  wait_status "$id" RUNNING
+  must ctr t pause "$id" || exit 1
+  wait_status "$id" PAUSED
+  echo "after pause: $(c_status "$id")"
+  echo "pause again: $(ctr t pause "$id" 2>&1; echo "exit $?")"
+  must ctr t resume "$id" || exit 1
+  wait_status "$id" RUNNING
+  echo "after resume: $(c_status "$id")"
+  echo "exec after resume: $(ctr t exec --exec-id r1 "$id" echo alive 2>&1 </dev/null; echo "exit $?")"
+  echo "resume again: $(ctr t resume "$id" 2>&1; echo "exit $?")"
+}
+t_pause_resume() { run_both scn_pause_resume; }
+
+scn_pids() {
+  local id n
+  id=$(uid pids)
+  c_run_d "$id" sh -c 'sleep 1000 & sleep 1000 & wait' || exit 1
+  wait_status "$id" RUNNING
+  wait_for 10 eval "[ \"\$(ctr t ps $id | tail -n +2 | grep -c .)\" = 3 ]" || fail "ctr t ps: $(ctr t ps "$id")"
+  n=$(ctr t ps "$id" | tail -n +2 | count)
+  echo "ctr t ps: $n processes, header: $(ctr t ps "$id" | head -n 1 | tr -s ' ')"
+  echo "metrics pids.current: $(ctr t metrics --format json "$id" | jq '.pids.current')"
+  expect_eq "process count" 3 "$n"
+}
+t_pids() { run_both scn_pids; }
+
+scn_metrics() {
+  local id j
+  id=$(uid metrics)
+  c_run_d "$id" sh -c 'head -c 4000000 /dev/zero >/tmp/f; exec sleep 1000' || exit 1
+  wait_status "$id" RUNNING
+  j=$(must ctr t metrics --format json "$id") || exit 1
+  echo "json top-level keys: $(jq -c 'keys' <<<"$j")"
+  echo "has memory.usage.usage>0: $(jq '.memory.usage.usage > 0' <<<"$j"), cpu.usage.total>0: $(jq '.cpu.usage.total > 0' <<<"$j")"
+  echo "memory.usage.limit: $(jq '.memory.usage.limit' <<<"$j")"
+  echo "text metric names: $(ctr t metrics "$id" | awk 'NR > 3 && NF {print $1}' | tr '\n' ' ')"
+  jq -e '.memory and .cpu' <<<"$j" >/dev/null || fail "metrics lack memory or cpu: $j"
+}
+t_metrics() { run_both scn_metrics; }
+
+scn_update_memory() {
+  local id
+  id=$(uid update)
+  c_run_d "$id" sleep 1000 || exit 1
+  wait_status "$id" RUNNING
+  echo "limit before: $(ctr t metrics --format json "$id" | jq '.memory.usage.limit')"
+  # ctr 2.1 has no `tasks update`: task-update.py calls Tasks.Update as it did
+  must "$E2E_SUITES_DIR/task-update.py" "$CONTAINERD_SOCK" "$CTR_NS" "$id" 67108864 || exit 1
+  echo "limit after update to 64 MiB: $(ctr t metrics --format json "$id" | jq '.memory.usage.limit')"
+  must "$E2E_SUITES_DIR/task-update.py" "$CONTAINERD_SOCK" "$CTR_NS" "$id" 134217728 || exit 1
+  echo "limit after update to 128 MiB: $(ctr t metrics --format json "$id" | jq '.memory.usage.limit')"
+  expect_eq "memory limit" 134217728 "$(ctr t metrics --format json "$id" | jq '.memory.usage.limit')"
+  echo "update of a stopped task:"
+  must ctr t kill -s KILL "$id" || exit 1
+  wait_status "$id" STOPPED
+  "$E2E_SUITES_DIR/task-update.py" "$CONTAINERD_SOCK" "$CTR_NS" "$id" 67108864 >/dev/null 2>&1
+  echo "  exit $?"
+}
+t_update_memory() { run_both scn_update_memory; }
+
+scn_delete() {
+  local id
+  id=$(uid del)
+  c_run_d "$id" sleep 1000 || exit 1
+  wait_status "$id" RUNNING
+  echo "delete running task: $(ctr t delete "$id" 2>&1; echo "exit $?")"
+  echo "status: $(c_status "$id")"
+  must ctr t kill -s KILL "$id" || exit 1
+  wait_status "$id" STOPPED
+  echo "delete stopped task: $(ctr t delete "$id" 2>&1; echo "exit $?")"
+  echo "task listed: $(ctr t ls -q | grep -cxF "$id")"
+  echo "delete again: $(ctr t delete "$id" 2>&1; echo "exit $?")"
+  echo "ctr c rm: $(ctr c rm "$id" 2>&1; echo "exit $?")"
+  echo "container listed: $(ctr c ls -q | grep -cxF "$id")"
+  # delete -f of a running task
+  id=$(uid delf)
+  c_run_d "$id" sleep 1000 || exit 1
+  wait_status "$id" RUNNING
+  echo "delete -f running task: $(ctr t delete -f "$id" 2>&1; echo "exit $?")"
+  echo "task listed: $(ctr t ls -q | grep -cxF "$id")"
+}
+t_delete() { run_both scn_delete; }
+
+scn_task_events() {
+  local id ev
+  ev=$E2E_CASE_DIR/events.$RT
+  events_start "$ev"
+  id=$(uid events)
+  c_run_d "$id" sleep 1000 || exit 1
+  wait_status "$id" RUNNING
+  ctr t exec --exec-id e3 "$id" sh -c 'exit 3' </dev/null
+  must ctr t pause "$id" || exit 1
+  must ctr t resume "$id" || exit 1
+  must ctr t kill -s KILL "$id" || exit 1
+  wait_status "$id" STOPPED
+  ctr t delete "$id" >/dev/null 2>&1
+  must ctr c rm "$id" || exit 1
+  wait_for 5 grep -q "/containers/delete.*$id" "$ev"
+  events_stop
+  echo "events of the container (topic order and exit statuses):"
+  grep -F "\"$id\"" "$ev" | awk '{for (i = 1; i <= NF; i++) if ($i ~ /^\/[a-z]+\//) {print $i; break}}' | grep -vx /tasks/delete
+  events_of "$ev" "$id"
+  events_of "$ev" "$id" | grep -q "/tasks/exit exit_status=3 id=e3" || fail "no TaskExit 3 for the exec"
+  events_of "$ev" "$id" | grep -q "/tasks/exit exit_status=137 id=$id" || fail "no TaskExit 137 for the init"
+}
+t_task_events() { run_both scn_task_events; }
+
+# ------------------------------------------------------------------ containerd restart
+containerd_pid() { # the one containerd of this bed
+  local p n=0 found=""
+  for p in /proc/[0-9]*; do
+    [ "$(cat "$p/comm" 2>/dev/null)" = containerd ] && { found=${p#/proc/}; n=$((n + 1)); }
+  done
+  [ "$n" = 1 ] && echo "$found"
+}
+restart_containerd() {
+  local pid
+  pid=$(containerd_pid) || fail "not exactly one containerd process"
+  kill -KILL "$pid"
+  wait_for 10 eval "! kill -0 $pid" || fail "containerd $pid did not die"
+  # as integration/testbed started it (bed_main), appending to the same log
+  env -i PATH="$PATH" HOME=/root setsid containerd --config /etc/containerd/config.toml \
+    </dev/null >>"${KATA_CR_BED_LOG_DIR:-/var/log/kata-cr-bed}/containerd.log" 2>&1 &
+  wait_for 30 ctr version || fail "containerd did not come back"
+  info "[$RT] containerd restarted (pid $pid -> $(containerd_pid))"
+}
+scn_containerd_restart() {
+  local id
+  id=$(uid restart)
+  c_run_d "$id" sh -c "$LOOP_TERM42" || exit 1
+  wait_status "$id" RUNNING
+  restart_containerd
+  wait_status "$id" RUNNING 20
+  echo "after restart: $(c_status "$id")"
+  echo "exec after restart: $(ctr t exec --exec-id a1 "$id" sh -c 'echo still-here; exit 6' 2>&1 </dev/null; echo "exit $?")"
+  must ctr t pause "$id" || exit 1
+  wait_status "$id" PAUSED
+  must ctr t resume "$id" || exit 1
+  wait_status "$id" RUNNING
+  must ctr t kill -s TERM "$id" || exit 1
+  wait_status "$id" STOPPED
+  echo "after TERM: $(c_status "$id"), ctr t delete: $(ctr t delete "$id" 2>&1; echo "exit $?")"
+}
+t_containerd_restart() { run_both scn_containerd_restart; }
+
+# ------------------------------------------------------------------ CRI (crictl)
+CRI_LOOP='trap "exit 42" TERM; while :; do sleep 0.1; done'
+pod_json() { # pod_json NAME FILE: a host-network pod
+  jq -n --arg n "$1" --arg u "$1-uid" --arg d "$E2E_CASE_DIR/logs-$1" \
+    '{metadata: {name: $n, namespace: "e2e", uid: $u, attempt: 0}, log_directory: $d,
+      linux: {security_context: {namespace_options: {network: 2}}}}' >"$2"
+}
+ctr_json() { # ctr_json NAME FILE
+  jq -n --arg n "$1" --arg c "$CRI_LOOP" \
+    '{metadata: {name: $n, attempt: 0}, image: {image: "localhost:5000/busybox:latest"},
+      command: ["sh", "-c", $c], log_path: ($n + ".log")}' >"$2"
+}
+cri_state() { crictl inspect "$1" 2>/dev/null | jq -r '.status.state'; }
+_cri_state_is() { [ "$(cri_state "$1")" = "$2" ]; }
+wait_cri_state() { # wait_cri_state ID STATE
+  wait_for 15 _cri_state_is "$1" "$2" || fail "container $1: state '$(cri_state "$1")', want $2"
+}
+
+scn_cri_lifecycle() {
+  local pod c d=$E2E_CASE_DIR out rc
+  command -v crictl >/dev/null || fail "crictl is not installed in the bed"
+  pod_json "$(uid pod)" "$d/pod.$RT.json"
+  ctr_json c1 "$d/c1.$RT.json"
+  pod=$(must crictl runp --runtime "$(rt_cri)" "$d/pod.$RT.json") || exit 1
+  track_pod "$pod"
+  echo "runp: pod id of $(printf '%s' "$pod" | wc -c) chars"
+  c=$(must crictl create "$pod" "$d/c1.$RT.json" "$d/pod.$RT.json") || exit 1
+  echo "create: state $(cri_state "$c")"
+  must crictl start "$c" || exit 1
+  wait_cri_state "$c" CONTAINER_RUNNING
+  echo "start: state $(cri_state "$c")"
+  out=$(crictl exec -s "$c" sh -c 'echo out; echo err >&2; exit 3' 2>&1); rc=$?
+  echo "exec -s: exit $rc, output: $out"
+  expect_eq "crictl exec -s exit" 3 "$rc"
+  out=$(crictl exec -s "$c" sh -c 'hostname; ls /proc/1/ns/net >/dev/null && echo ns-ok' 2>&1); rc=$?
+  echo "exec -s hostname (host network): exit $rc, output: $out"
+  echo "ps lists it: $(crictl ps 2>/dev/null | grep -c "${c:0:13}")"
+  must crictl stop "$c" || exit 1
+  wait_cri_state "$c" CONTAINER_EXITED
+  echo "stop: state $(cri_state "$c"), exit code $(crictl inspect "$c" | jq '.status.exitCode')"
+  expect_eq "exit code after stop" 42 "$(crictl inspect "$c" | jq '.status.exitCode')"
+  must crictl rm "$c" || exit 1
+  echo "rm: inspect exit $(crictl inspect "$c" >/dev/null 2>&1; echo $?)"
+  must crictl stopp "$pod" || exit 1
+  echo "stopp: pods lists it $(crictl pods 2>/dev/null | grep -c "${pod:0:13}") time(s)"
+  must crictl rmp -f "$pod" || exit 1
+  echo "rmp -f: pods lists it $(crictl pods 2>/dev/null | grep -c "${pod:0:13}") time(s)"
+}
+t_cri_lifecycle() { run_both scn_cri_lifecycle; }
+
+scn_cri_two_containers() {
+  local pod c1 c2 d=$E2E_CASE_DIR n
+  command -v crictl >/dev/null || fail "crictl is not installed in the bed"
+  pod_json "$(uid pod2)" "$d/pod.$RT.json"
+  ctr_json c1 "$d/c1.$RT.json"; ctr_json c2 "$d/c2.$RT.json"
+  pod=$(must crictl runp --runtime "$(rt_cri)" "$d/pod.$RT.json") || exit 1
+  track_pod "$pod"
+  c1=$(must crictl create "$pod" "$d/c1.$RT.json" "$d/pod.$RT.json") || exit 1
+  c2=$(must crictl create "$pod" "$d/c2.$RT.json" "$d/pod.$RT.json") || exit 1
+  must crictl start "$c1" || exit 1
+  must crictl start "$c2" || exit 1
+  wait_cri_state "$c1" CONTAINER_RUNNING
+  wait_cri_state "$c2" CONTAINER_RUNNING
+  echo "c1 exec: $(crictl exec -s "$c1" sh -c 'echo from-c1' 2>&1; echo "exit $?")"
+  echo "c2 exec: $(crictl exec -s "$c2" sh -c 'echo from-c2' 2>&1; echo "exit $?")"
+  # what containerd talks to for this pod: one server process
+  if [ "$RT" = kata-cr ]; then
+    n=$(proxies_of "$pod" | count)
+    info "[kata-cr] __kata-cr-serve processes for the pod: $n; for c1/c2 as their own id: $(proxies_of "$c1" | count)/$(proxies_of "$c2" | count)"
+    expect_eq "proxies serving c1 alone" 0 "$(proxies_of "$c1" | count)"
+    expect_eq "proxies serving c2 alone" 0 "$(proxies_of "$c2" | count)"
+  else
+    n=$(runc_shims_of "$pod" | count)
+  fi
+  echo "server processes containerd uses for the pod: $n"
+  expect_eq "servers for the pod" 1 "$n"
+  echo "runc shims for the pod: $(runc_shims_of "$pod" | count), for c1/c2: $(runc_shims_of "$c1" | count)/$(runc_shims_of "$c2" | count)"
+  must crictl stop "$c1" || exit 1
+  wait_cri_state "$c1" CONTAINER_EXITED
+  echo "c2 after c1 stopped: $(cri_state "$c2"), exec: $(crictl exec -s "$c2" echo ok 2>&1; echo "exit $?")"
+  must crictl rmp -f "$pod" || exit 1
+  echo "rmp -f: pods lists it $(crictl pods 2>/dev/null | grep -c "${pod:0:13}") time(s)"
+}
+t_cri_two_containers() { run_both scn_cri_two_containers; }
+
+# ------------------------------------------------------------------ kata-cr only
+sockets() { find /run/containerd/s -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | sort; }
+_no_proxy() { [ -z "$(proxies_of "$1")" ]; }
+
+t_kata_proxy_gone_after_ctr() {
+  local RT=kata-cr id before pid
+  before=$(sockets)
+  id=$(uid gone)
+  c_run_d "$id" sh -c "$LOOP_TERM42" || exit 1
+  wait_status "$id" RUNNING
+  pid=$(proxies_of "$id")
+  [ "$(printf '%s' "$pid" | count)" = 1 ] || fail "want 1 __kata-cr-serve for $id, got: '$pid'"
+  info "proxy RSS after start: $(awk '/^VmRSS/ {print $2, $3}' "/proc/$pid/status")"
+  must ctr t exec --exec-id g1 "$id" true </dev/null || exit 1
+  for i in $(seq 1 20); do ctr t exec --exec-id "g$i-b" "$id" true </dev/null >/dev/null 2>&1; done
+  info "proxy RSS after 21 execs: $(awk '/^VmRSS/ {print $2, $3}' "/proc/$pid/status"), threads $(awk '/^Threads/ {print $2}' "/proc/$pid/status"), fds $(find "/proc/$pid/fd" -mindepth 1 | count)"
+  must ctr t kill -s TERM "$id" || exit 1
+  wait_status "$id" STOPPED
+  must ctr t delete "$id" || exit 1
+  must ctr c rm "$id" || exit 1
+  wait_for 10 _no_proxy "$id" || fail "__kata-cr-serve still running after the container was removed: $(proxies_of "$id" | while read -r p; do tr '\0' ' ' <"/proc/$p/cmdline"; echo; done)"
+  # shellcheck disable=SC2016 # evaluated later, by eval
+  wait_for 5 eval '[ "$(sockets)" = "$before" ]' \
+    || fail "sockets left in /run/containerd/s: $(comm -13 <(echo "$before") <(sockets) | tr '\n' ' ')"
+  echo "no proxy, no socket left"
+}
+
+t_kata_proxy_gone_after_pod() {
+  local RT=kata-cr pod c d=$E2E_CASE_DIR before pid
+  command -v crictl >/dev/null || fail "crictl is not installed in the bed"
+  before=$(sockets)
+  pod_json "$(uid podgone)" "$d/pod.json"
+  ctr_json c1 "$d/c1.json"
+  pod=$(must crictl runp --runtime kata-cr "$d/pod.json") || exit 1
+  track_pod "$pod"
+  c=$(must crictl create "$pod" "$d/c1.json" "$d/pod.json") || exit 1
+  must crictl start "$c" || exit 1
+  wait_cri_state "$c" CONTAINER_RUNNING
+  pid=$(proxies_of "$pod")
+  [ "$(printf '%s' "$pid" | count)" = 1 ] || fail "want 1 __kata-cr-serve for pod $pod, got: '$pid'"
+  info "pod proxy RSS: $(awk '/^VmRSS/ {print $2, $3}' "/proc/$pid/status")"
+  must crictl stop "$c" || exit 1
+  must crictl rm "$c" || exit 1
+  must crictl stopp "$pod" || exit 1
+  must crictl rmp -f "$pod" || exit 1
+  wait_for 10 _no_proxy "$pod" || fail "__kata-cr-serve still running after rmp: pid(s) $(proxies_of "$pod" | tr '\n' ' ')"
+  # shellcheck disable=SC2016 # evaluated later, by eval
+  wait_for 5 eval '[ "$(sockets)" = "$before" ]' \
+    || fail "sockets left in /run/containerd/s: $(comm -13 <(echo "$before") <(sockets) | tr '\n' ' ')"
+}
+
+e2e_cases() {
+  case_ "A/B ctr run -d" t_run_detached
+  case_ "A/B ctr c create + t start (attached exit 5, -d)" t_create_start
+  case_ "A/B exec non-tty (stdout/stderr/exit code)" t_exec_plain
+  case_ "A/B exec with stdin" t_exec_stdin
+  case_ "A/B exec -t (tty under script)" t_exec_tty
+  case_ "A/B ctr run --rm exit 7" t_run_rm_exit7
+  case_ "A/B workload view: command is pid 1, alone" t_workload_view
+  case_ "A/B SIGTERM trapped -> 42 (detached + attached)" t_sig_term_trap
+  case_ "A/B SIGKILL -> 137 + TaskExit" t_sig_kill
+  case_ "A/B SIGUSR1 handled; pid 1 immune to INT/HUP" t_sig_usr1
+  case_ "A/B SIGINT/SIGHUP/SIGTERM default -> 130/129/143" t_sig_int_hup_default
+  case_ "A/B pause/resume" t_pause_resume
+  case_ "A/B pids (ctr t ps)" t_pids
+  case_ "A/B metrics" t_metrics
+  case_ "A/B update --memory-limit (Tasks.Update)" t_update_memory
+  case_ "A/B delete" t_delete
+  case_ "A/B task events and exit statuses" t_task_events
+  case_ "A/B containerd restart with a running task" t_containerd_restart
+  case_ "A/B CRI runp/create/start/exec -s/stop/rm/stopp/rmp" t_cri_lifecycle
+  case_ "A/B CRI pod with two containers, one server" t_cri_two_containers
+  case_ "kata-cr: no proxy/socket left after ctr rm (RSS)" t_kata_proxy_gone_after_ctr
+  case_ "kata-cr: no proxy/socket left after rmp (RSS)" t_kata_proxy_gone_after_pod
+}
+
+e2e_main

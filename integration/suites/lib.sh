@@ -1,0 +1,244 @@
+# shellcheck shell=bash
+# integration/suites/lib.sh -- the tiny harness of kata-cr's end-to-end suites.
+#
+# A suite sources this file, defines case functions and a function e2e_cases that calls
+#   case_ "NAME" FN        run FN as one case (own process, own dir, bounded time)
+# and ends with `e2e_main`. Inside the bed: integration/testbed run -- integration/suites/run-all
+#
+# Each case runs in its own bash process (the suite file is sourced again there, with
+# E2E_IN_CASE=1) under `timeout`, so a hung command cannot stop the suite. Everything a
+# case creates is registered (track_ctr, track_pod, track_pid) and removed by an EXIT
+# trap in the case process and, again, by the runner after the case (idempotent), so the
+# next case starts clean whatever happened. A failing case prints the failing command,
+# its output and the case log; the suite goes on with the next case. The last line of a
+# suite is exactly `e2e: N passed, N failed`; the exit status is non-zero if any failed.
+#
+# Helpers for a case:
+#   must CMD...            run CMD; on failure record CMD, its rc, stdout and stderr, exit
+#   fail MSG               record MSG, exit the case (or the scenario of run_both)
+#   expect_eq WHAT WANT GOT
+#   wait_for SECS CMD...   poll CMD (quietly) until it succeeds, at most SECS seconds
+#   uid NAME               a unique id for this run, case and runtime ($RT)
+#   info MSG               a line printed under the case's result (pass or fail)
+#   run_both SCENARIO      A/B: SCENARIO with RT=runc, then RT=kata-cr; normalized outputs
+#                          must be equal and both runs must succeed
+#   rt_ctr / rt_cri        the runtime name of $RT for ctr (--runtime) / crictl (runp)
+#   c_run_d ID CMD...      ctr run -d with $RT, tracked; c_status ID; wait_status ID S [SECS]
+set -u
+
+E2E_LIB=$(readlink -f "${BASH_SOURCE[0]}")
+# shellcheck disable=SC2034 # for the suites
+E2E_SUITES_DIR=$(dirname "$E2E_LIB")
+IMG=${E2E_IMAGE:-localhost:5000/busybox:latest}
+CTR_NS=${E2E_CTR_NS:-default}
+CRI_NS=k8s.io
+E2E_CASE_TIMEOUT=${E2E_CASE_TIMEOUT:-150}
+E2E_RUNTIMES=(runc kata-cr)
+# shellcheck disable=SC2034 # for the suites
+CONTAINERD_SOCK=${CONTAINERD_ADDRESS:-/run/containerd/containerd.sock}
+export CONTAINERD_NAMESPACE=$CTR_NS
+
+if [ -z "${E2E_IN_CASE:-}" ]; then
+  # one per suite run: short, so that ids stay readable; exported to the case processes
+  E2E_RUN_ID=$(printf '%x%x' "$(date +%s)" "$$" | tail -c 8)
+  E2E_WORK=${E2E_WORK:-/tmp/e2e-$E2E_RUN_ID}
+  export E2E_RUN_ID E2E_WORK
+  mkdir -p "$E2E_WORK"
+fi
+E2E_PASSED=0
+E2E_FAILED=0
+E2E_FAILED_NAMES=()
+E2E_NCASE=0
+
+# ------------------------------------------------------------------ inside a case
+_record() { # _record TEXT...: append to the case's failure record (and show it in the log)
+  printf '%s\n' "$@" | tee -a "$E2E_CASE_DIR/failure" >&2
+}
+
+fail() {
+  _record "FAIL${RT:+ [$RT]}: $*"
+  exit 1
+}
+
+must() {
+  local o e rc
+  o=$(mktemp "$E2E_CASE_DIR/must.XXXXXX") e=$(mktemp "$E2E_CASE_DIR/must.XXXXXX")
+  "$@" >"$o" 2>"$e"
+  rc=$?
+  if [ "$rc" != 0 ]; then
+    _record "FAILED COMMAND${RT:+ [$RT]}: $(printf '%q ' "$@")(exit $rc)" \
+      "  stdout: $(head -c 2000 "$o" | sed '2,$s/^/          /')" \
+      "  stderr: $(head -c 2000 "$e" | sed '2,$s/^/          /')"
+    rm -f "$o" "$e"
+    exit 1
+  fi
+  cat "$o"; cat "$e" >&2
+  rm -f "$o" "$e"
+}
+
+expect_eq() { # expect_eq WHAT WANT GOT
+  [ "$2" = "$3" ] || fail "$1: want '$2', got '$3'"
+}
+
+wait_for() { # wait_for SECS CMD...
+  local secs=$1; shift
+  local end=$((SECONDS + secs))
+  while :; do
+    "$@" >/dev/null 2>&1 && return 0
+    [ "$SECONDS" -ge "$end" ] && return 1
+    sleep 0.1
+  done
+}
+
+info() { printf '%s\n' "$*" >>"$E2E_CASE_DIR/info"; printf 'info: %s\n' "$*" >&2; }
+
+uid() { # uid NAME -> e2e-RUNID-CASENO-RT-NAME
+  printf 'e2e-%s-%s-%s-%s' "$E2E_RUN_ID" "$E2E_CASE_NO" "${RT:-x}" "$1"
+}
+
+rt_ctr() {
+  case "${RT:?RT not set}" in
+    runc) echo io.containerd.runc.v2 ;;
+    kata-cr) echo io.containerd.kata-cr.v2 ;;
+    *) echo "unknown runtime $RT" >&2; return 1 ;;
+  esac
+}
+rt_cri() { echo "${RT:?RT not set}"; }
+
+track_ctr() { echo "ctr ${2:-$CTR_NS} $1" >>"$E2E_CASE_DIR/cleanup"; }
+track_pod() { echo "pod $CRI_NS $1" >>"$E2E_CASE_DIR/cleanup"; }
+track_pid() { echo "pid - $1" >>"$E2E_CASE_DIR/cleanup"; }
+
+c_run_d() { # c_run_d ID CMD... (ctr run -d with the runtime of $RT)
+  local id=$1; shift
+  track_ctr "$id"
+  must ctr run -d --runtime "$(rt_ctr)" "$IMG" "$id" "$@" >/dev/null
+}
+c_status() { ctr t ls 2>/dev/null | awk -v id="$1" '$1 == id {print $3}'; }
+_status_is() { [ "$(c_status "$1")" = "$2" ]; }
+wait_status() { # wait_status ID STATUS [SECS]
+  wait_for "${3:-10}" _status_is "$1" "$2" || fail "task $1: status '$(c_status "$1")', want $2 within ${3:-10}s"
+}
+
+# Normalize what differs between any two runs whatever the runtime: our ids, containerd's
+# generated ids, pids, timestamps, fifo dirs and the runtime's own name.
+normalize() {
+  sed -E \
+    -e "s/e2e-${E2E_RUN_ID}-[0-9]+-(runc|kata-cr)-/ID:/g" \
+    -e 's/io\.containerd\.(runc|kata-cr)\.v2/<runtime>/g' \
+    -e 's/[0-9a-f]{64}/<hex64>/g' \
+    -e 's/time="[^"]*"/time=<ts>/g' \
+    -e 's/[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9:.]+( ?(Z|[+-][0-9:]+))?( UTC)?/<ts>/g' \
+    -e 's/"(pid|exited_at|seconds|nanos)": ?[0-9]+/"\1":<n>/g' \
+    -e 's#/run/containerd/fifo/[0-9]+#/run/containerd/fifo/<n>#g'
+}
+
+run_both() { # run_both SCENARIO
+  local scn=$1 rt rc ok=1 d=$E2E_CASE_DIR
+  for rt in "${E2E_RUNTIMES[@]}"; do
+    ( RT=$rt; "$scn" ) >"$d/raw.$rt" 2>"$d/err.$rt"
+    rc=$?
+    echo "$rc" >"$d/rc.$rt"
+    normalize <"$d/raw.$rt" >"$d/out.$rt"
+    if [ "$rc" != 0 ]; then
+      ok=0
+      _record "A/B [$rt]: scenario $scn failed (exit $rc); its stderr (last 25 lines):"
+      tail -n 25 "$d/err.$rt" | sed 's/^/    /' | tee -a "$d/failure" >&2
+    fi
+  done
+  if ! diff -u --label "runc" --label "kata-cr" "$d/out.runc" "$d/out.kata-cr" >"$d/ab.diff"; then
+    ok=0
+    _record "A/B DIFFERENCE in $scn (normalized output, runc vs kata-cr):"
+    sed 's/^/    /' "$d/ab.diff" | tee -a "$d/failure" >&2
+  fi
+  echo "--- $scn: normalized output (runc)" >&2
+  sed 's/^/    /' "$d/out.runc" >&2
+  [ "$ok" = 1 ] || exit 1
+  info "A/B equal ($(wc -l <"$d/out.runc") observations, runc and kata-cr)"
+}
+
+_kill_bg() {
+  local p=$1
+  kill -0 "$p" 2>/dev/null || return 0
+  kill -TERM "$p" 2>/dev/null
+  wait_for 3 eval "! kill -0 $p" || kill -KILL "$p" 2>/dev/null
+  true
+}
+
+e2e_cleanup() { # remove what the case registered (idempotent; used in the case and after it)
+  local f=$E2E_CASE_DIR/cleanup kind ns id
+  [ -f "$f" ] || return 0
+  # background processes first (they may hold tasks), then pods, then containers
+  while read -r kind ns id; do [ "$kind" = pid ] && _kill_bg "$id"; done <"$f"
+  while read -r kind ns id; do
+    [ "$kind" = pod ] || continue
+    timeout 30 crictl rmp -f "$id" >/dev/null 2>&1 || true
+  done <"$f"
+  while read -r kind ns id; do
+    [ "$kind" = ctr ] || continue
+    ctr -n "$ns" c info "$id" >/dev/null 2>&1 || continue
+    timeout 10 ctr -n "$ns" t resume "$id" >/dev/null 2>&1 || true
+    timeout 10 ctr -n "$ns" t kill -a -s KILL "$id" >/dev/null 2>&1 || true
+    for _ in $(seq 1 50); do
+      st=$(ctr -n "$ns" t ls 2>/dev/null | awk -v id="$id" '$1 == id {print $3}')
+      [ -z "$st" ] || [ "$st" = STOPPED ] && break
+      sleep 0.1
+    done
+    timeout 10 ctr -n "$ns" t delete -f "$id" >/dev/null 2>&1 || true
+    timeout 10 ctr -n "$ns" c rm "$id" >/dev/null 2>&1 || true
+  done <"$f"
+}
+
+e2e_case_main() { # (in the case process) e2e_case_main FN
+  trap 'e2e_cleanup' EXIT
+  "$1"
+}
+
+# ------------------------------------------------------------------ the runner
+case_() { # case_ NAME FN
+  local name=$1 fn=$2 rc t0 dir
+  E2E_NCASE=$((E2E_NCASE + 1))
+  dir=$E2E_WORK/$(basename "$E2E_SUITE" .sh)/$(printf '%02d' "$E2E_NCASE")-$fn
+  rm -rf "$dir"; mkdir -p "$dir"
+  t0=$SECONDS
+  # shellcheck disable=SC2016 # the case process expands them
+  E2E_IN_CASE=1 E2E_CASE_DIR=$dir E2E_CASE_NO=$E2E_NCASE \
+    timeout -k 5 "$E2E_CASE_TIMEOUT" bash -c 'source "$1"; e2e_case_main "$2"' _ "$E2E_SUITE" "$fn" \
+    >"$dir/log" 2>&1 </dev/null
+  rc=$?
+  # belt and braces: the case's own trap may not have run (timeout, crash)
+  E2E_CASE_DIR=$dir e2e_cleanup >>"$dir/log" 2>&1
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+    echo "TIMEOUT: case exceeded ${E2E_CASE_TIMEOUT}s" >>"$dir/failure"
+  fi
+  if [ "$rc" = 0 ]; then
+    E2E_PASSED=$((E2E_PASSED + 1))
+    printf 'PASS  %-58s %3ss\n' "$name" "$((SECONDS - t0))"
+  else
+    E2E_FAILED=$((E2E_FAILED + 1))
+    E2E_FAILED_NAMES+=("$name")
+    printf 'FAIL  %-58s %3ss (exit %s)\n' "$name" "$((SECONDS - t0))" "$rc"
+    if [ -s "$dir/failure" ]; then
+      sed 's/^/      | /' "$dir/failure"
+    else
+      echo "      | no failure recorded; last lines of the case log:"
+      tail -n 30 "$dir/log" | sed 's/^/      | /'
+    fi
+    echo "      | full log: $dir/log"
+  fi
+  [ -s "$dir/info" ] && sed 's/^/      - /' "$dir/info"
+  return 0
+}
+
+e2e_main() { # the last line of a suite
+  [ -n "${E2E_IN_CASE:-}" ] && return 0
+  E2E_SUITE=$(readlink -f "$0")
+  echo "== $(basename "$E2E_SUITE"): run $E2E_RUN_ID, work dir $E2E_WORK"
+  e2e_cases
+  if [ "$E2E_FAILED" -gt 0 ]; then
+    echo "failed: $(printf '%s; ' "${E2E_FAILED_NAMES[@]}")"
+  fi
+  echo "e2e: $E2E_PASSED passed, $E2E_FAILED failed"
+  [ "$E2E_FAILED" = 0 ]
+  exit
+}
