@@ -28,15 +28,27 @@ type Error = serde_json::Error;
 /// Resolves a proto enum name for an `i32` field.
 type EnumFn = fn(&str) -> Option<i32>;
 
-/// Reads and decodes a crictl JSON config file.
+/// Reads and decodes a crictl config file: JSON, or YAML (crictl reads both).
 pub fn load<T: for<'de> Deserialize<'de>>(path: &str) -> Result<T, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("read {path}: {e}"))?;
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!("config at {path} not found"))
+        }
+        Err(e) => return Err(format!("read {path}: {e}")),
+    };
     from_str(&text).map_err(|e| format!("decode {path}: {e}"))
 }
 
-pub fn from_str<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, Error> {
-    let v: Value = serde_json::from_str(text)?;
-    from_value(&v)
+pub fn from_str<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, String> {
+    let v: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(json_err) => match serde_yaml::from_str::<Value>(text) {
+            Ok(v) if v.is_object() => v,
+            _ => return Err(json_err.to_string()),
+        },
+    };
+    from_value(&v).map_err(|e| e.to_string())
 }
 
 pub fn from_value<'a, T: Deserialize<'a>>(v: &'a Value) -> Result<T, Error> {
@@ -46,12 +58,69 @@ pub fn from_value<'a, T: Deserialize<'a>>(v: &'a Value) -> Result<T, Error> {
     })
 }
 
+/// Loads a pod config with crictl's checks: metadata with name and namespace
+/// required; a missing uid gets a random one.
 pub fn pod_config(path: &str) -> Result<PodSandboxConfig, String> {
-    load(path)
+    let mut c: PodSandboxConfig = load(path)?;
+    check_pod(&mut c)?;
+    Ok(c)
 }
 
+pub fn check_pod(c: &mut PodSandboxConfig) -> Result<(), String> {
+    let m = c.metadata.as_mut().ok_or("metadata is not set")?;
+    if m.uid.is_empty() {
+        m.uid = random_uuid();
+    }
+    if m.name.is_empty() || m.namespace.is_empty() {
+        return Err(format!("name or namespace is not in metadata {m:?}"));
+    }
+    Ok(())
+}
+
+/// Loads a container config with crictl's checks: metadata.name and image.image
+/// required.
 pub fn container_config(path: &str) -> Result<ContainerConfig, String> {
-    load(path)
+    let c: ContainerConfig = load(path)?;
+    check_container(&c)?;
+    Ok(c)
+}
+
+pub fn check_container(c: &ContainerConfig) -> Result<(), String> {
+    let m = c.metadata.as_ref().ok_or("metadata is not set")?;
+    if m.name.is_empty() {
+        return Err(format!("name is not in metadata {m:?}"));
+    }
+    let i = c.image.as_ref().ok_or("image is not set")?;
+    if i.image.is_empty() {
+        return Err(format!("image field is not set in image {i:?}"));
+    }
+    Ok(())
+}
+
+/// A version 4 UUID from the kernel's random source.
+fn random_uuid() -> String {
+    use std::io::Read;
+    let mut b = [0u8; 16];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
+    if read.is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+            ^ ((std::process::id() as u128) << 64);
+        b = t.to_le_bytes();
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 fn enum_for(strukt: &str, field: &str) -> Option<EnumFn> {
@@ -695,6 +764,37 @@ mod tests {
         assert!(c.command.is_empty());
         assert_eq!(c.log_path, "l");
         assert!(c.linux.unwrap().security_context.is_none());
+    }
+
+    #[test]
+    fn yaml_and_checks() {
+        let mut p: PodSandboxConfig = from_str(
+            "metadata:\n  name: y\n  namespace: default\nlinux:\n  security_context:\n    namespace_options:\n      network: 2\n",
+        )
+        .unwrap();
+        check_pod(&mut p).unwrap();
+        let m = p.metadata.as_ref().unwrap();
+        assert_eq!(m.uid.len(), 36);
+        assert_eq!(&m.uid[14..15], "4");
+        let ns = p
+            .linux
+            .unwrap()
+            .security_context
+            .unwrap()
+            .namespace_options
+            .unwrap();
+        assert_eq!(ns.network, NamespaceMode::Node as i32);
+
+        let mut no_ns: PodSandboxConfig = from_str(r#"{"metadata": {"name": "x"}}"#).unwrap();
+        assert!(check_pod(&mut no_ns).is_err());
+        let mut no_md: PodSandboxConfig = from_str("{}").unwrap();
+        assert!(check_pod(&mut no_md).is_err());
+
+        let c: ContainerConfig = from_str(CONTAINER_CONFIG).unwrap();
+        check_container(&c).unwrap();
+        let no_image: ContainerConfig = from_str(r#"{"metadata": {"name": "x"}}"#).unwrap();
+        assert!(check_container(&no_image).is_err());
+        assert!(from_str::<ContainerConfig>("[1, 2]").is_err());
     }
 
     #[test]

@@ -33,9 +33,10 @@ COMMANDS:
    rmp         Remove one or more pods:          rmp [-f] [-a] ID...
    ps          List containers:                  ps [-a] [-q] [--pod ID] [--name RE] [--state S] [--label K=V] [-o json] [--no-trunc] [-l] [-n N]
    pods        List pods:                        pods [-q] [--name RE] [--namespace RE] [--state S] [--label K=V] [-o json] [--no-trunc]
-   inspect     Display the status of containers: inspect [-o json|go-template --template T] ID...
-   inspectp    Display the status of pods:       inspectp [-o json|go-template --template T] ID...
+   inspect     Display the status of containers: inspect [-q] [-o json|yaml|go-template --template T] ID...
+   inspectp    Display the status of pods:       inspectp [-q] [-o json|yaml|go-template --template T] ID...
    exec        Run a command in a container:     exec [-s] [-i] [-t] [--timeout SECS] ID CMD [ARG...]
+                                                 exec [--name RE|--pod ID|--state S|--label K=V|-l|-n N] [-q] [-e] CMD [ARG...]
    checkpoint  Checkpoint containers:            checkpoint --export=FILE ID...
    pull        Pull an image:                    pull [--creds USER[:PASS]] [--auth B64] IMAGE
    images      List images:                      images [-q] [-o json] [--no-trunc] [IMAGE]
@@ -63,8 +64,8 @@ NOTES (differences from real crictl):
    create pulls the image when it is not present (unless --no-pull); when image.image
    names an existing file (a checkpoint archive from `checkpoint --export`) it is
    passed as an absolute path and never pulled, so containerd restores from it.
-   Config files are JSON only (snake_case as crictl's examples, lowerCamelCase and
-   enum names also accepted). Container and pod IDs may be unique prefixes or names.
+   Config files are JSON or YAML with crictl's snake_case keys (lowerCamelCase keys
+   and enum names such as \"NODE\" are also accepted). inspect/inspectp times are UTC. Container and pod IDs may be unique prefixes or names.
 ";
 
 type Res<T> = Result<T, String>;
@@ -158,11 +159,15 @@ impl Ctx {
         )
     }
 
-    async fn container_status(&mut self, id: &str) -> Res<cri::ContainerStatusResponse> {
+    async fn container_status(
+        &mut self,
+        id: &str,
+        verbose: bool,
+    ) -> Res<cri::ContainerStatusResponse> {
         let mut rt = self.rt().await?;
         rt.container_status(self.req(cri::ContainerStatusRequest {
             container_id: id.to_string(),
-            verbose: true,
+            verbose,
         }))
         .await
         .map(|r| r.into_inner())
@@ -670,8 +675,9 @@ const PS_FLAGS: &[Flag] = &[
     b(&["resolve-image-name", "r"]),
 ];
 
-async fn ps(c: &mut Ctx, a: &[String]) -> Res<i32> {
-    let p = args::parse(a, PS_FLAGS, true)?;
+/// The container listing behind `ps` and `exec`'s filter flags: running containers
+/// unless --all or --state, newest first.
+async fn list_containers(c: &mut Ctx, p: &Parsed) -> Res<Vec<cri::Container>> {
     let state = match p.get("state").map(|s| s.to_ascii_lowercase()) {
         None if p.has("all") => None,
         None => Some(cri::ContainerState::ContainerRunning),
@@ -695,9 +701,9 @@ async fn ps(c: &mut Ctx, a: &[String]) -> Res<i32> {
         id: String::new(),
         state: state.map(|s| cri::ContainerStateValue { state: s as i32 }),
         pod_sandbox_id: pod,
-        label_selector: labels(&p)?,
+        label_selector: labels(p)?,
     };
-    let name = regex(&p, "name")?;
+    let name = regex(p, "name")?;
     let id = p.get("id").unwrap_or("");
     let image = p.get("image").unwrap_or("");
     let mut list: Vec<_> = c
@@ -717,9 +723,15 @@ async fn ps(c: &mut Ctx, a: &[String]) -> Res<i32> {
         })
         .collect();
     list.sort_by_key(|x| std::cmp::Reverse(x.created_at));
-    if let Some(n) = limit(&p)? {
+    if let Some(n) = limit(p)? {
         list.truncate(n);
     }
+    Ok(list)
+}
+
+async fn ps(c: &mut Ctx, a: &[String]) -> Res<i32> {
+    let p = args::parse(a, PS_FLAGS, true)?;
+    let list = list_containers(c, &p).await?;
     if p.has("quiet") {
         for ct in &list {
             println!("{}", ct.id);
@@ -727,9 +739,9 @@ async fn ps(c: &mut Ctx, a: &[String]) -> Res<i32> {
         return Ok(0);
     }
     match p.get("output").unwrap_or("table") {
-        "json" => {
+        o @ ("json" | "yaml") => {
             let v = json!({"containers": list.iter().map(|x| output::to_pb(x, Kind::Container)).collect::<Vec<_>>()});
-            println!("{}", output::pretty(&v));
+            println!("{}", output::render(&v, o, None)?);
         }
         "table" | "" => {
             let nt = p.has("no-trunc");
@@ -742,6 +754,7 @@ async fn ps(c: &mut Ctx, a: &[String]) -> Res<i32> {
                 "ATTEMPT",
                 "POD ID",
                 "POD",
+                "NAMESPACE",
             ]
             .map(String::from)
             .to_vec()];
@@ -767,6 +780,10 @@ async fn ps(c: &mut Ctx, a: &[String]) -> Res<i32> {
                     output::trunc_id(&ct.pod_sandbox_id, nt),
                     ct.labels
                         .get("io.kubernetes.pod.name")
+                        .cloned()
+                        .unwrap_or_else(|| "unknown".into()),
+                    ct.labels
+                        .get("io.kubernetes.pod.namespace")
                         .cloned()
                         .unwrap_or_else(|| "unknown".into()),
                 ]);
@@ -834,9 +851,9 @@ async fn pods(c: &mut Ctx, a: &[String]) -> Res<i32> {
         return Ok(0);
     }
     match p.get("output").unwrap_or("table") {
-        "json" => {
+        o @ ("json" | "yaml") => {
             let v = json!({"items": list.iter().map(|x| output::to_pb(x, Kind::Pod)).collect::<Vec<_>>()});
-            println!("{}", output::pretty(&v));
+            println!("{}", output::render(&v, o, None)?);
         }
         "table" | "" => {
             let nt = p.has("no-trunc");
@@ -883,78 +900,135 @@ const INSPECT_FLAGS: &[Flag] = &[v(&["output", "o"]), v(&["template"]), b(&["qui
 
 fn print_doc(p: &Parsed, doc: &Value) -> Res<()> {
     let out = output::render(doc, p.get("output").unwrap_or("json"), p.get("template"))?;
-    if out.ends_with('\n') {
-        print!("{out}");
-    } else {
-        println!("{out}");
-    }
+    println!("{out}");
     Ok(())
 }
 
+/// `inspect`: crictl's resourceStatus; -q asks for the status without the verbose
+/// info; several IDs print as one JSON array.
 async fn inspect(c: &mut Ctx, a: &[String]) -> Res<i32> {
     let p = args::parse(a, INSPECT_FLAGS, true)?;
-    need(&p, 1, "inspect [-o json|go-template --template T] ID...")?;
+    need(
+        &p,
+        1,
+        "inspect [-o json|yaml|go-template --template T] ID...",
+    )?;
+    let mut docs = Vec::new();
     for id in &p.pos {
         let id = c.resolve_container(id).await?;
-        let r = c.container_status(&id).await?;
+        let r = c.container_status(&id, !p.has("quiet")).await?;
         let status = r.status.unwrap_or_default();
-        if p.has("quiet") {
-            println!("{}", container_state_name(status.state));
-            continue;
-        }
-        let doc = output::status_info(output::to_pb(&status, Kind::Container), None, &r.info);
-        print_doc(&p, &doc)?;
+        docs.push(output::status_info(
+            output::container_status_json(&status),
+            None,
+            &r.info,
+        ));
     }
+    print_doc(&p, &output::one_or_many(docs))?;
     Ok(0)
 }
 
 async fn inspectp(c: &mut Ctx, a: &[String]) -> Res<i32> {
     let p = args::parse(a, INSPECT_FLAGS, true)?;
-    need(&p, 1, "inspectp [-o json|go-template --template T] ID...")?;
+    need(
+        &p,
+        1,
+        "inspectp [-o json|yaml|go-template --template T] ID...",
+    )?;
+    let mut docs = Vec::new();
     for id in &p.pos {
         let id = c.resolve_pod(id).await?;
         let mut rt = c.rt().await?;
         let r = rt
             .pod_sandbox_status(c.req(cri::PodSandboxStatusRequest {
                 pod_sandbox_id: id.clone(),
-                verbose: true,
+                verbose: !p.has("quiet"),
             }))
             .await
             .map_err(grpc(format!("inspectp {id}")))?
             .into_inner();
         let status = r.status.unwrap_or_default();
-        let doc = output::status_info(output::to_pb(&status, Kind::Pod), None, &r.info);
-        print_doc(&p, &doc)?;
+        docs.push(output::status_info(
+            output::pod_status_json(&status),
+            None,
+            &r.info,
+        ));
     }
+    print_doc(&p, &output::one_or_many(docs))?;
     Ok(0)
 }
 
+const EXEC_FLAGS: &[Flag] = &[
+    b(&["sync", "s"]),
+    b(&["interactive", "i"]),
+    b(&["tty", "t"]),
+    v(&["timeout"]),
+    v(&["transport", "r"]),
+    v(&["name"]),
+    v(&["pod", "p"]),
+    v(&["image"]),
+    v(&["state"]),
+    v(&["label"]),
+    b(&["latest", "l"]),
+    v(&["last", "n"]),
+    b(&["quiet", "q"]),
+    b(&["ignore-errors", "e"]),
+    b(&["parallel", "x"]),
+];
+
+/// `exec`: always ExecSync (see USAGE). With a filter flag (--name, --pod, --image,
+/// --state, --label, --latest, --last) every argument is the command and it runs in
+/// each matching container, as in crictl.
 async fn exec(c: &mut Ctx, a: &[String]) -> Res<i32> {
-    let p = args::parse(
-        a,
-        &[
-            b(&["sync", "s"]),
-            b(&["interactive", "i"]),
-            b(&["tty", "t"]),
-            v(&["timeout"]),
-            v(&["transport", "r"]),
-        ],
-        false,
-    )?;
-    need(
-        &p,
-        2,
-        "exec [-s] [-i] [-t] [--timeout SECS] ID CMD [ARG...]",
-    )?;
-    let id = c.resolve_container(&p.pos[0]).await?;
+    let p = args::parse(a, EXEC_FLAGS, false)?;
+    let filtered = ["name", "pod", "image", "state", "label", "latest", "last"]
+        .iter()
+        .any(|f| !p.all(f).is_empty());
+    let (ids, cmd) = if filtered {
+        need(&p, 1, "exec [filter flags] CMD [ARG...]")?;
+        let ids: Vec<String> = list_containers(c, &p)
+            .await?
+            .into_iter()
+            .map(|x| x.id)
+            .collect();
+        if ids.is_empty() {
+            return Err("exec: no containers found per filter flags".into());
+        }
+        (ids, p.pos.clone())
+    } else {
+        need(
+            &p,
+            2,
+            "exec [-s] [-i] [-t] [--timeout SECS] ID CMD [ARG...]",
+        )?;
+        let id = c.resolve_container(&p.pos[0]).await?;
+        (vec![id], p.pos[1..].to_vec())
+    };
     let timeout = match p.get("timeout") {
         Some(s) => args::duration(s)?.as_secs() as i64,
         None => 0,
     };
+    let show_ids = ids.len() > 1 || filtered && !p.has("quiet");
+    let mut code = 0;
+    for id in ids {
+        if show_ids {
+            println!("{id}:");
+        }
+        match exec_one(c, &id, &cmd, timeout).await {
+            Ok(0) => {}
+            Ok(n) => code = n,
+            Err(e) if p.has("ignore-errors") => eprintln!("crictl: {e}"),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(if p.has("ignore-errors") { 0 } else { code })
+}
+
+async fn exec_one(c: &mut Ctx, id: &str, cmd: &[String], timeout: i64) -> Res<i32> {
     let mut rt = c.rt().await?;
     let mut req = tonic::Request::new(cri::ExecSyncRequest {
-        container_id: id.clone(),
-        cmd: p.pos[1..].to_vec(),
+        container_id: id.to_string(),
+        cmd: cmd.to_vec(),
         timeout,
     });
     if timeout > 0 {
@@ -1075,9 +1149,9 @@ async fn images(c: &mut Ctx, a: &[String]) -> Res<i32> {
         return Ok(0);
     }
     match p.get("output").unwrap_or("table") {
-        "json" => {
+        o @ ("json" | "yaml") => {
             let v = json!({"images": list.iter().map(|x| output::to_pb(x, Kind::Other)).collect::<Vec<_>>()});
-            println!("{}", output::pretty(&v));
+            println!("{}", output::render(&v, o, None)?);
         }
         "table" | "" => {
             let nt = p.has("no-trunc");
@@ -1214,7 +1288,11 @@ async fn logs(c: &mut Ctx, a: &[String]) -> Res<i32> {
     )?;
     need(&p, 1, "logs [-f] [--tail N] [-t] ID")?;
     let id = c.resolve_container(&p.pos[0]).await?;
-    let st = c.container_status(&id).await?.status.unwrap_or_default();
+    let st = c
+        .container_status(&id, false)
+        .await?
+        .status
+        .unwrap_or_default();
     if st.log_path.is_empty() {
         return Err(format!("logs {id}: the container has no log path"));
     }
@@ -1261,7 +1339,7 @@ async fn logs(c: &mut Ctx, a: &[String]) -> Res<i32> {
         polls += 1;
         if polls.is_multiple_of(5) {
             let state = c
-                .container_status(&id)
+                .container_status(&id, false)
                 .await
                 .ok()
                 .and_then(|r| r.status)

@@ -76,6 +76,8 @@ pub fn pb_json(v: Value, kind: Kind) -> Value {
                         _ if INT64_AS_STRING.contains(&key) => Value::String(n.to_string()),
                         _ => val,
                     },
+                    // protojson leaves unset message fields out.
+                    (Value::Null, _) => continue,
                     _ => pb_json(val, kind),
                 };
                 out.insert(camel(&k), val);
@@ -91,8 +93,9 @@ pub fn to_pb<T: Serialize>(msg: &T, kind: Kind) -> Value {
     pb_json(serde_json::to_value(msg).unwrap_or(Value::Null), kind)
 }
 
-/// crictl's outputStatusInfo: `{"status": <status>, <info key>: <info value parsed
-/// as JSON, else as string>...}`, keys sorted.
+/// crictl's outputStatusData for one resource: `{"status": <status>, <info key>:
+/// <info value>...}`; a value starting with `{` is parsed as a JSON object, any other
+/// is kept as a string with surrounding double quotes removed.
 pub fn status_info(
     status: Value,
     extra: Option<(&str, Value)>,
@@ -103,14 +106,87 @@ pub fn status_info(
     if let Some((k, v)) = extra {
         m.insert(k.into(), v);
     }
-    let mut keys: Vec<_> = info.keys().collect();
-    keys.sort();
-    for k in keys {
-        let raw = &info[k];
-        let v = serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.clone()));
+    for (k, raw) in info {
+        let v = match raw.starts_with('{') {
+            true => serde_json::from_str::<Map<String, Value>>(raw)
+                .map(Value::Object)
+                .unwrap_or_else(|_| Value::String(raw.clone())),
+            false => Value::String(raw.trim_matches('"').to_string()),
+        };
         m.insert(k.clone(), v);
     }
     Value::Object(m)
+}
+
+/// Several status documents print as an array, a single one as itself.
+pub fn one_or_many(mut docs: Vec<Value>) -> Value {
+    if docs.len() == 1 {
+        docs.pop().unwrap_or(Value::Null)
+    } else {
+        Value::Array(docs)
+    }
+}
+
+/// Go's `time.Unix(0, ns).UTC().Format(time.RFC3339Nano)`; `None` is Go's zero time.
+pub fn rfc3339_nano(ns: Option<i64>) -> String {
+    let Some(ns) = ns else {
+        return "0001-01-01T00:00:00Z".into();
+    };
+    let secs = ns.div_euclid(1_000_000_000);
+    let frac = ns.rem_euclid(1_000_000_000);
+    let days = secs.div_euclid(86400);
+    let sod = secs.rem_euclid(86400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    let mut out = format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    );
+    if frac != 0 {
+        out.push_str(format!(".{frac:09}").trim_end_matches('0'));
+    }
+    out.push('Z');
+    out
+}
+
+/// crictl's marshalContainerStatus: times as RFC 3339 (UTC here); startedAt is the
+/// zero time for a created container, finishedAt unless it exited.
+pub fn container_status_json(cs: &k8s_cri::v1::ContainerStatus) -> Value {
+    let mut v = to_pb(cs, Kind::Container);
+    let created = cs.state == ContainerState::ContainerCreated as i32;
+    let finished = cs.state == ContainerState::ContainerExited as i32
+        || (cs.state == ContainerState::ContainerUnknown as i32 && cs.finished_at > 0);
+    if let Value::Object(m) = &mut v {
+        m.insert("createdAt".into(), rfc3339_nano(Some(cs.created_at)).into());
+        m.insert(
+            "startedAt".into(),
+            rfc3339_nano((!created).then_some(cs.started_at)).into(),
+        );
+        m.insert(
+            "finishedAt".into(),
+            rfc3339_nano(finished.then_some(cs.finished_at)).into(),
+        );
+    }
+    v
+}
+
+/// crictl's marshalPodSandboxStatus: createdAt as RFC 3339.
+pub fn pod_status_json(ps: &k8s_cri::v1::PodSandboxStatus) -> Value {
+    let mut v = to_pb(ps, Kind::Pod);
+    if let Value::Object(m) = &mut v {
+        m.insert("createdAt".into(), rfc3339_nano(Some(ps.created_at)).into());
+    }
+    v
 }
 
 pub fn pretty(v: &Value) -> String {
@@ -162,7 +238,7 @@ pub fn render(v: &Value, format: &str, template: Option<&str>) -> Result<String,
             template.ok_or("--template is required for go-template output")?,
             v,
         ),
-        "yaml" => Err("yaml output is not supported by this crictl; use -o json".into()),
+        "yaml" => serde_yaml::to_string(v).map_err(|e| format!("yaml: {e}")),
         other => Err(format!("unsupported output format {other:?}")),
     }
 }
@@ -265,7 +341,7 @@ mod tests {
     use k8s_cri::v1::{ContainerMetadata, ContainerStatus};
 
     #[test]
-    fn container_status_json() {
+    fn container_status_doc() {
         let st = ContainerStatus {
             id: "abc".into(),
             metadata: Some(ContainerMetadata {
@@ -289,11 +365,17 @@ mod tests {
         let info = [
             ("info".to_string(), r#"{"pid": 42}"#.to_string()),
             ("x".into(), "y z".into()),
+            ("q".into(), "\"quoted\"".into()),
+            ("n".into(), "12".into()),
         ]
         .into();
         let doc = status_info(v, None, &info);
+        assert_eq!(doc["status"]["image"], Value::Null); // unset message: omitted
+        assert!(doc["status"].get("image").is_none());
         assert_eq!(doc["info"]["pid"], 42);
         assert_eq!(doc["x"], "y z");
+        assert_eq!(doc["q"], "quoted");
+        assert_eq!(doc["n"], "12");
         assert_eq!(doc["status"]["id"], "abc");
         assert_eq!(go_template("{{.info.pid}}", &doc).unwrap(), "42");
         assert_eq!(
@@ -304,6 +386,32 @@ mod tests {
             go_template("{{json .status.metadata}}", &doc).unwrap(),
             r#"{"attempt":0,"name":"c"}"#
         );
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(rfc3339_nano(None), "0001-01-01T00:00:00Z");
+        assert_eq!(rfc3339_nano(Some(0)), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339_nano(Some(1_700_000_000_123_450_000)),
+            "2023-11-14T22:13:20.12345Z"
+        );
+        assert_eq!(
+            rfc3339_nano(Some(951_782_400_000_000_001)),
+            "2000-02-29T00:00:00.000000001Z"
+        );
+        let cs = k8s_cri::v1::ContainerStatus {
+            state: ContainerState::ContainerRunning as i32,
+            created_at: 1_000_000_000,
+            started_at: 2_000_000_000,
+            finished_at: 3_000_000_000,
+            ..Default::default()
+        };
+        let v = container_status_json(&cs);
+        assert_eq!(v["createdAt"], "1970-01-01T00:00:01Z");
+        assert_eq!(v["startedAt"], "1970-01-01T00:00:02Z");
+        assert_eq!(v["finishedAt"], "0001-01-01T00:00:00Z");
+        assert_eq!(v["state"], "CONTAINER_RUNNING");
     }
 
     #[test]

@@ -63,7 +63,14 @@ PID=$(crictl inspect -o go-template --template '{{.info.pid}}' "$CTR")
 echo "pid $PID"
 [ "$PID" -gt 0 ] || fail "go-template pid"
 
+crictl inspect "$CTR" | jq -e '.status.startedAt | test("^20[0-9][0-9]-.*Z$")' >/dev/null || fail "startedAt"
+crictl inspect -q "$CTR" | jq -e '(.info == null) and .status.state == "CONTAINER_RUNNING"' >/dev/null || fail "inspect -q"
+crictl inspect "$CTR" "$CTR" | jq -e 'length == 2' >/dev/null || fail "inspect of two ids"
+crictl inspectp -o yaml "$POD" | grep -q 'state: SANDBOX_READY' || fail "inspectp -o yaml"
+crictl ps -o json | jq -e '.containers[0].state == "CONTAINER_RUNNING"' >/dev/null || fail "ps -o json"
+
 step exec
+[ "$(crictl exec --name counter -q cat /tmp/count)" -gt 0 ] || fail "exec with a filter"
 [ "$(crictl exec "$CTR" sh -c 'echo $FOO')" = bar ] || fail "exec env"
 set +e
 crictl exec -s "$CTR" sh -c 'echo out; echo err >&2; exit 7'
@@ -83,9 +90,20 @@ crictl rmp -f "$POD"
 [ -z "$(crictl pods -q)" ] || fail "pod not removed"
 
 step restore
-POD2=$(crictl runp --runtime "$RUNTIME" pod.json)
+# a YAML pod config without uid, as crictl accepts
+cat > pod.yaml <<'EOF'
+metadata:
+  name: smoke-sandbox
+  namespace: default
+log_directory: /tmp/crictl-smoke-logs
+linux:
+  security_context:
+    namespace_options:
+      network: 2
+EOF
+POD2=$(crictl runp --runtime "$RUNTIME" pod.yaml)
 sed "s#localhost:5000/busybox:latest#$W/cp.tar#" ctr.json > restore.json
-CTR2=$(crictl create "$POD2" restore.json pod.json)
+CTR2=$(crictl create "$POD2" restore.json pod.yaml)
 crictl start "$CTR2"
 sleep 2
 AFTER=$(crictl exec "$CTR2" cat /tmp/count)
