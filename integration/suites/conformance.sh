@@ -18,62 +18,6 @@ set -u
 # shellcheck source=lib.sh
 source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
 
-LOOP_TERM42='trap "exit 42" TERM; while :; do sleep 0.1; done'
-
-# ------------------------------------------------------------------ small helpers
-events_start() { # events_start FILE: ctr events into FILE, returns once it is subscribed
-  local f=$1 marker
-  ctr events >"$f" 2>&1 &
-  EVENTS_PID=$!
-  track_pid "$EVENTS_PID"
-  # prove the subscription: an image tag makes an event; wait until it shows up
-  marker=localhost:5000/e2e-marker:$(uid ev)
-  for _ in $(seq 1 50); do
-    ctr images tag --force "$IMG" "$marker" >/dev/null 2>&1
-    grep -q "e2e-marker" "$f" && break
-    sleep 0.1
-  done
-  ctr images rm "$marker" >/dev/null 2>&1
-  grep -q "e2e-marker" "$f" || fail "ctr events never subscribed: $(head -c 500 "$f")"
-}
-events_stop() { kill "$EVENTS_PID" 2>/dev/null; wait "$EVENTS_PID" 2>/dev/null; true; }
-
-# /tasks/delete is left out on purpose: the shim publishes TaskDelete asynchronously and
-# a runc shim that exits right after deleting its last task often never delivers it (seen
-# with plain runc: present after one `ctr t delete`, absent after the next). Comparing it
-# would compare a race, not the runtimes.
-events_of() { # events_of FILE ID: topic and exit status of the task events of ID, in order
-  grep -F "\"$2\"" "$1" | sed -n 's#^.* \(/tasks/[a-z-]*\) \({.*\)$#\1 \2#p' | grep -v '^/tasks/delete ' \
-    | while read -r topic json; do
-        case "$topic" in
-          /tasks/exit)
-            printf '%s exit_status=%s id=%s\n' "$topic" "$(jq -r '.exit_status // 0' <<<"$json")" \
-              "$(jq -r '.id // "-"' <<<"$json")" ;;
-          /tasks/exec-added|/tasks/exec-started) printf '%s exec_id=%s\n' "$topic" "$(jq -r '.exec_id' <<<"$json")" ;;
-          *) echo "$topic" ;;
-        esac
-      done
-}
-
-wait_line() { # wait_line SECS FILE TEXT
-  wait_for "$1" grep -qF -- "$3" "$2" || fail "no '$3' in $2 within $1s: $(head -c 500 "$2")"
-}
-
-proxies_of() { # pids of kata-cr proxies serving ID (the __kata-cr-serve argument names the id)
-  local p
-  for p in /proc/[0-9]*; do
-    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "__kata-cr-serve {\"id\":\"$1\"" && echo "${p#/proc/}"
-  done
-  true
-}
-runc_shims_of() { # pids of containerd-shim-runc-v2 servers whose -id is ID
-  local p
-  for p in /proc/[0-9]*; do
-    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qE -- "^(/[^ ]*/)?containerd-shim-runc-v2 .*-id $1( |$)" && echo "${p#/proc/}"
-  done
-  true
-}
-count() { grep -c . || true; }
 
 # ------------------------------------------------------------------ ctr: lifecycle
 scn_run_detached() {
@@ -92,8 +36,8 @@ scn_create_start() {
   track_ctr "$a"; track_ctr "$b"
   must ctr c create --runtime "$(rt_ctr)" "$IMG" "$a" sh -c 'echo hello; echo oops >&2; exit 5' || exit 1
   echo "after create: task '$(c_status "$a")'"
-  out=$(ctr t start "$a" 2>&1 </dev/null); rc=$?
-  echo "ctr t start (attached): exit $rc, output: $out"
+  out=$(ctr t start "$a" 2>"$E2E_CASE_DIR/start.err.$RT" </dev/null); rc=$?
+  echo "ctr t start (attached): exit $rc, stdout: $out, stderr: $(cat "$E2E_CASE_DIR/start.err.$RT")"
   expect_eq "attached start exit" 5 "$rc"
   must ctr c create --runtime "$(rt_ctr)" "$IMG" "$b" sleep 1000 || exit 1
   must ctr t start -d "$b" </dev/null || exit 1
@@ -230,7 +174,7 @@ scn_sig_kill() {
 t_sig_kill() { run_both scn_sig_kill; }
 
 scn_sig_usr1() {
-  local id id2
+  local id id2 sig
   id=$(uid usr1)
   c_run_d "$id" sh -c "trap 'echo got-usr1 >>/tmp/usr1' USR1; $LOOP_TERM42" || exit 1
   wait_status "$id" RUNNING
@@ -245,11 +189,11 @@ scn_sig_usr1() {
   id2=$(uid immune)
   c_run_d "$id2" sleep 1000 || exit 1
   wait_status "$id2" RUNNING
-  must ctr t kill -s INT "$id2" || exit 1
-  must ctr t kill -s HUP "$id2" || exit 1
-  must ctr t kill -s USR1 "$id2" || exit 1
-  sleep 0.5
-  echo "sleep as pid 1 after INT, HUP, USR1: $(c_status "$id2")"
+  for sig in INT HUP USR1; do
+    echo "kill -s $sig to sleep as pid 1: $(ctr t kill -s "$sig" "$id2" 2>&1; echo "exit $?")"
+    sleep 0.3
+    echo "  then: $(c_status "$id2")"
+  done
   must ctr t kill -s TERM "$id" || exit 1
   wait_status "$id" STOPPED
   echo "trapping task after TERM: $(c_status "$id"), ctr t delete: $(ctr t delete "$id" 2>&1; echo "exit $?")"
@@ -312,7 +256,9 @@ scn_pids() {
   id=$(uid pids)
   c_run_d "$id" sh -c 'sleep 1000 & sleep 1000 & wait' || exit 1
   wait_status "$id" RUNNING
-  wait_for 10 eval "[ \"\$(ctr t ps $id | tail -n +2 | grep -c .)\" = 3 ]" || fail "ctr t ps: $(ctr t ps "$id")"
+  # wait until the shell has forked both sleeps (3 or more processes), then compare counts
+  wait_for 10 eval "[ \"\$(ctr t ps $id | tail -n +2 | grep -c .)\" -ge 3 ]" || fail "ctr t ps: $(ctr t ps "$id")"
+  sleep 0.2
   n=$(ctr t ps "$id" | tail -n +2 | count)
   echo "ctr t ps: $n processes, header: $(ctr t ps "$id" | head -n 1 | tr -s ' ')"
   echo "metrics pids.current: $(ctr t metrics --format json "$id" | jq '.pids.current')"
@@ -440,23 +386,6 @@ scn_containerd_restart() {
 t_containerd_restart() { run_both scn_containerd_restart; }
 
 # ------------------------------------------------------------------ CRI (crictl)
-CRI_LOOP='trap "exit 42" TERM; while :; do sleep 0.1; done'
-pod_json() { # pod_json NAME FILE: a host-network pod
-  jq -n --arg n "$1" --arg u "$1-uid" --arg d "$E2E_CASE_DIR/logs-$1" \
-    '{metadata: {name: $n, namespace: "e2e", uid: $u, attempt: 0}, log_directory: $d,
-      linux: {security_context: {namespace_options: {network: 2}}}}' >"$2"
-}
-ctr_json() { # ctr_json NAME FILE
-  jq -n --arg n "$1" --arg c "$CRI_LOOP" \
-    '{metadata: {name: $n, attempt: 0}, image: {image: "localhost:5000/busybox:latest"},
-      command: ["sh", "-c", $c], log_path: ($n + ".log")}' >"$2"
-}
-cri_state() { crictl inspect "$1" 2>/dev/null | jq -r '.status.state'; }
-_cri_state_is() { [ "$(cri_state "$1")" = "$2" ]; }
-wait_cri_state() { # wait_cri_state ID STATE
-  wait_for 15 _cri_state_is "$1" "$2" || fail "container $1: state '$(cri_state "$1")', want $2"
-}
-
 scn_cri_lifecycle() {
   local pod c d=$E2E_CASE_DIR out rc
   command -v crictl >/dev/null || fail "crictl is not installed in the bed"
@@ -476,10 +405,10 @@ scn_cri_lifecycle() {
   out=$(crictl exec -s "$c" sh -c 'hostname; ls /proc/1/ns/net >/dev/null && echo ns-ok' 2>&1); rc=$?
   echo "exec -s hostname (host network): exit $rc, output: $out"
   echo "ps lists it: $(crictl ps 2>/dev/null | grep -c "${c:0:13}")"
-  must crictl stop "$c" || exit 1
+  must crictl stop -t 10 "$c" || exit 1
   wait_cri_state "$c" CONTAINER_EXITED
-  echo "stop: state $(cri_state "$c"), exit code $(crictl inspect "$c" | jq '.status.exitCode')"
-  expect_eq "exit code after stop" 42 "$(crictl inspect "$c" | jq '.status.exitCode')"
+  echo "stop -t 10 (TERM, trapped): state $(cri_state "$c"), exit code $(crictl inspect "$c" | jq '.status.exitCode')"
+  expect_eq "exit code after stop -t 10" 42 "$(crictl inspect "$c" | jq '.status.exitCode')"
   must crictl rm "$c" || exit 1
   echo "rm: inspect exit $(crictl inspect "$c" >/dev/null 2>&1; echo $?)"
   must crictl stopp "$pod" || exit 1
@@ -518,6 +447,7 @@ scn_cri_two_containers() {
   echo "runc shims for the pod: $(runc_shims_of "$pod" | count), for c1/c2: $(runc_shims_of "$c1" | count)/$(runc_shims_of "$c2" | count)"
   must crictl stop "$c1" || exit 1
   wait_cri_state "$c1" CONTAINER_EXITED
+  echo "c1 after stop (timeout 0: KILL): exit code $(crictl inspect "$c1" | jq '.status.exitCode')"
   echo "c2 after c1 stopped: $(cri_state "$c2"), exec: $(crictl exec -s "$c2" echo ok 2>&1; echo "exit $?")"
   must crictl rmp -f "$pod" || exit 1
   echo "rmp -f: pods lists it $(crictl pods 2>/dev/null | grep -c "${pod:0:13}") time(s)"

@@ -24,6 +24,10 @@
 #                          must be equal and both runs must succeed
 #   rt_ctr / rt_cri        the runtime name of $RT for ctr (--runtime) / crictl (runp)
 #   c_run_d ID CMD...      ctr run -d with $RT, tracked; c_status ID; wait_status ID S [SECS]
+#   events_start FILE / events_stop / events_of FILE ID   ctr events, per container
+#   proxies_of ID / runc_shims_of ID   pids of the kata-cr proxy / runc shim serving ID
+#   pod_json NAME FILE / ctr_json NAME FILE [SH]   crictl configs (host-network pod)
+#   cri_state ID / wait_cri_state ID STATE
 set -u
 
 E2E_LIB=$(readlink -f "${BASH_SOURCE[0]}")
@@ -37,6 +41,8 @@ E2E_RUNTIMES=(runc kata-cr)
 # shellcheck disable=SC2034 # for the suites
 CONTAINERD_SOCK=${CONTAINERD_ADDRESS:-/run/containerd/containerd.sock}
 export CONTAINERD_NAMESPACE=$CTR_NS
+# a workload that runs until SIGTERM, then exits 42 (works as pid 1: it has a handler)
+LOOP_TERM42='trap "exit 42" TERM; while :; do sleep 0.1; done'
 
 if [ -z "${E2E_IN_CASE:-}" ]; then
   # one per suite run: short, so that ids stay readable; exported to the case processes
@@ -194,6 +200,77 @@ e2e_case_main() { # (in the case process) e2e_case_main FN
   "$1"
 }
 
+# ------------------------------------------------------------------ shared helpers (ctr events, processes, CRI)
+events_start() { # events_start FILE: ctr events into FILE, returns once it is subscribed
+  local f=$1 marker
+  ctr events >"$f" 2>&1 &
+  EVENTS_PID=$!
+  track_pid "$EVENTS_PID"
+  # prove the subscription: an image tag makes an event; wait until it shows up
+  marker=localhost:5000/e2e-marker:$(uid ev)
+  for _ in $(seq 1 50); do
+    ctr images tag --force "$IMG" "$marker" >/dev/null 2>&1
+    grep -q "e2e-marker" "$f" && break
+    sleep 0.1
+  done
+  ctr images rm "$marker" >/dev/null 2>&1
+  grep -q "e2e-marker" "$f" || fail "ctr events never subscribed: $(head -c 500 "$f")"
+}
+events_stop() { kill "$EVENTS_PID" 2>/dev/null; wait "$EVENTS_PID" 2>/dev/null; true; }
+
+# /tasks/delete is left out on purpose: the shim publishes TaskDelete asynchronously and
+# a runc shim that exits right after deleting its last task often never delivers it (seen
+# with plain runc: present after one `ctr t delete`, absent after the next). Comparing it
+# would compare a race, not the runtimes.
+events_of() { # events_of FILE ID: topic and exit status of the task events of ID, in order
+  grep -F "\"$2\"" "$1" | sed -n 's#^.* \(/tasks/[a-z-]*\) \({.*\)$#\1 \2#p' | grep -v '^/tasks/delete ' \
+    | while read -r topic json; do
+        case "$topic" in
+          /tasks/exit)
+            printf '%s exit_status=%s id=%s\n' "$topic" "$(jq -r '.exit_status // 0' <<<"$json")" \
+              "$(jq -r '.id // "-"' <<<"$json")" ;;
+          /tasks/exec-added|/tasks/exec-started) printf '%s exec_id=%s\n' "$topic" "$(jq -r '.exec_id' <<<"$json")" ;;
+          *) echo "$topic" ;;
+        esac
+      done
+}
+
+wait_line() { # wait_line SECS FILE TEXT
+  wait_for "$1" grep -qF -- "$3" "$2" || fail "no '$3' in $2 within $1s: $(head -c 500 "$2")"
+}
+
+proxies_of() { # pids of kata-cr proxies serving ID (the __kata-cr-serve argument names the id)
+  local p
+  for p in /proc/[0-9]*; do
+    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -F -- " __kata-cr-serve " | grep -qF -- "\"id\":\"$1\"" && echo "${p#/proc/}"
+  done
+  true
+}
+runc_shims_of() { # pids of containerd-shim-runc-v2 servers whose -id is ID
+  local p
+  for p in /proc/[0-9]*; do
+    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qE -- "^(/[^ ]*/)?containerd-shim-runc-v2 .*-id $1( |$)" && echo "${p#/proc/}"
+  done
+  true
+}
+count() { grep -c . || true; }
+
+pod_json() { # pod_json NAME FILE: a host-network pod
+  jq -n --arg n "$1" --arg u "$1-uid" --arg d "$E2E_CASE_DIR/logs-$1" \
+    '{metadata: {name: $n, namespace: "e2e", uid: $u, attempt: 0}, log_directory: $d,
+      linux: {security_context: {namespace_options: {network: 2}}}}' >"$2"
+}
+ctr_json() { # ctr_json NAME FILE [SH_SCRIPT]: a busybox container running sh -c SH_SCRIPT
+  jq -n --arg n "$1" --arg c "${3:-$LOOP_TERM42}" \
+    '{metadata: {name: $n, attempt: 0}, image: {image: "localhost:5000/busybox:latest"},
+      command: ["sh", "-c", $c], log_path: ($n + ".log")}' >"$2"
+}
+cri_state() { crictl inspect "$1" 2>/dev/null | jq -r '.status.state'; }
+_cri_state_is() { [ "$(cri_state "$1")" = "$2" ]; }
+wait_cri_state() { # wait_cri_state ID STATE
+  wait_for 15 _cri_state_is "$1" "$2" || fail "container $1: state '$(cri_state "$1")', want $2"
+}
+
 # ------------------------------------------------------------------ the runner
 case_() { # case_ NAME FN
   local name=$1 fn=$2 rc t0 dir
@@ -201,6 +278,8 @@ case_() { # case_ NAME FN
   dir=$E2E_WORK/$(basename "$E2E_SUITE" .sh)/$(printf '%02d' "$E2E_NCASE")-$fn
   rm -rf "$dir"; mkdir -p "$dir"
   t0=$SECONDS
+  local clog=${KATA_CR_BED_LOG_DIR:-/var/log/kata-cr-bed}/containerd.log off=0
+  [ -f "$clog" ] && off=$(stat -c %s "$clog")
   # shellcheck disable=SC2016 # the case process expands them
   E2E_IN_CASE=1 E2E_CASE_DIR=$dir E2E_CASE_NO=$E2E_NCASE \
     timeout -k 5 "$E2E_CASE_TIMEOUT" bash -c 'source "$1"; e2e_case_main "$2"' _ "$E2E_SUITE" "$fn" \
@@ -223,6 +302,14 @@ case_() { # case_ NAME FN
     else
       echo "      | no failure recorded; last lines of the case log:"
       tail -n 30 "$dir/log" | sed 's/^/      | /'
+    fi
+    # what containerd logged (warnings and errors) while the case ran
+    if [ -f "$clog" ]; then
+      tail -c +"$((off + 1))" "$clog" >"$dir/containerd.log"
+      if grep -qE 'level=(warning|error|fatal)' "$dir/containerd.log"; then
+        echo "      | containerd.log during the case (warnings/errors, last 12):"
+        grep -E 'level=(warning|error|fatal)' "$dir/containerd.log" | tail -n 12 | cut -c1-400 | sed 's/^/      |   /'
+      fi
     fi
     echo "      | full log: $dir/log"
   fi
