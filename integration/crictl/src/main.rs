@@ -42,6 +42,7 @@ COMMANDS:
    images      List images:                      images [-q] [-o json] [--no-trunc] [IMAGE]
    rmi         Remove images:                    rmi ID...
    logs        Print a container's log file:     logs [-f] [--tail N] [-t] ID
+   stats       Container resource usage:         stats [-a] [--pod ID] [--label K=V] [-s SECS] [-o json|yaml] [ID]
    version     Display runtime version information
    info        Display information of the container runtime
    help        Show this help
@@ -330,6 +331,7 @@ async fn run(argv: Vec<String>) -> Res<i32> {
         "logs" => logs(c, rest).await,
         "version" => version(c, rest).await,
         "info" => info(c, rest).await,
+        "stats" => stats(c, rest).await,
         other => Err(format!("unknown command {other:?}; see `crictl help`")),
     }
 }
@@ -1169,7 +1171,7 @@ async fn images(c: &mut Ctx, a: &[String]) -> Res<i32> {
                         repo,
                         tag,
                         output::trunc_id(&i.id, nt),
-                        output::human_size(i.size),
+                        output::human_size(i.size, 3),
                     ]);
                 }
             }
@@ -1235,6 +1237,131 @@ async fn info(c: &mut Ctx, a: &[String]) -> Res<i32> {
         )
     });
     print_doc(&p, &output::status_info(status, handlers, &r.info))?;
+    Ok(0)
+}
+
+async fn list_stats(
+    c: &mut Ctx,
+    filter: &cri::ContainerStatsFilter,
+) -> Res<Vec<cri::ContainerStats>> {
+    let mut rt = c.rt().await?;
+    let r = rt
+        .list_container_stats(c.req(cri::ListContainerStatsRequest {
+            filter: Some(filter.clone()),
+        }))
+        .await
+        .map_err(grpc("stats".into()))?;
+    Ok(r.into_inner().stats)
+}
+
+/// `stats`: crictl's one-shot table (CPU % over a --seconds sample); no --watch.
+async fn stats(c: &mut Ctx, a: &[String]) -> Res<i32> {
+    let p = args::parse(
+        a,
+        &[
+            b(&["all", "a"]),
+            v(&["id"]),
+            v(&["pod", "p"]),
+            v(&["label"]),
+            v(&["output", "o"]),
+            v(&["seconds", "s"]),
+        ],
+        true,
+    )?;
+    let id = match p.get("id").or(p.pos.first().map(|s| s.as_str())) {
+        Some(id) => c.resolve_container(id).await?,
+        None => String::new(),
+    };
+    let pod = match p.get("pod").filter(|s| !s.is_empty()) {
+        Some(id) => c.resolve_pod(id).await?,
+        None => String::new(),
+    };
+    let filter = cri::ContainerStatsFilter {
+        id,
+        pod_sandbox_id: pod,
+        label_selector: labels(&p)?,
+    };
+    let first = list_stats(c, &filter).await?;
+    if let Some(o @ ("json" | "yaml")) = p.get("output") {
+        let v = json!({"stats": first.iter().map(|x| output::to_pb(x, Kind::Other)).collect::<Vec<_>>()});
+        println!("{}", output::render(&v, o, None)?);
+        return Ok(0);
+    }
+    let secs = match p.get("seconds") {
+        Some(s) => s
+            .parse::<u64>()
+            .map_err(|_| format!("invalid --seconds {s:?}"))?,
+        None => 1,
+    };
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let second = list_stats(c, &filter).await?;
+    let key = |s: &cri::ContainerStats| {
+        s.attributes
+            .as_ref()
+            .map(|a| a.id.clone())
+            .unwrap_or_default()
+    };
+    let old: std::collections::HashMap<String, &cri::ContainerStats> =
+        first.iter().map(|s| (key(s), s)).collect();
+    let mut rows = vec![[
+        "CONTAINER",
+        "NAME",
+        "CPU %",
+        "MEM",
+        "DISK",
+        "INODES",
+        "SWAP",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for s in &second {
+        let cpu_of = |s: &cri::ContainerStats| {
+            let c = s.cpu.unwrap_or_default();
+            (
+                c.usage_core_nano_seconds.map(|v| v.value).unwrap_or(0),
+                c.timestamp,
+            )
+        };
+        let (cpu, ts) = cpu_of(s);
+        let mem = s
+            .memory
+            .as_ref()
+            .and_then(|m| m.working_set_bytes.as_ref())
+            .map(|v| v.value)
+            .unwrap_or(0);
+        let fs = s.writable_layer.clone().unwrap_or_default();
+        let disk = fs.used_bytes.map(|v| v.value).unwrap_or(0);
+        let inodes = fs.inodes_used.map(|v| v.value).unwrap_or(0);
+        let swap = s
+            .swap
+            .as_ref()
+            .and_then(|w| w.swap_usage_bytes.as_ref())
+            .map(|v| v.value)
+            .unwrap_or(0);
+        if !p.has("all") && cpu == 0 && mem == 0 {
+            continue;
+        }
+        let Some(prev) = old.get(&key(s)) else {
+            continue;
+        };
+        let (pcpu, pts) = cpu_of(prev);
+        let perc = if cpu != 0 && ts != pts {
+            cpu.saturating_sub(pcpu) as f64 / (ts - pts) as f64 * 100.0
+        } else {
+            0.0
+        };
+        let attrs = s.attributes.clone().unwrap_or_default();
+        rows.push(vec![
+            output::trunc_id(&attrs.id, false),
+            attrs.metadata.map(|m| m.name).unwrap_or_default(),
+            format!("{perc:.2}"),
+            output::human_size(mem, 4),
+            output::human_size(disk, 4),
+            inodes.to_string(),
+            output::human_size(swap, 4),
+        ]);
+    }
+    print!("{}", output::table(&rows));
     Ok(0)
 }
 

@@ -298,8 +298,9 @@ pub fn human_duration(secs: u64) -> String {
     }
 }
 
-/// go-units HumanSizeWithPrecision(size, 3) (decimal units).
-pub fn human_size(size: u64) -> String {
+/// go-units HumanSizeWithPrecision (decimal units, `%.{precision}g`): crictl uses
+/// precision 3 for images and 4 (HumanSize) for stats.
+pub fn human_size(size: u64, precision: usize) -> String {
     const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
     let mut s = size as f64;
     let mut i = 0;
@@ -307,13 +308,14 @@ pub fn human_size(size: u64) -> String {
         s /= 1000.0;
         i += 1;
     }
-    let digits = if s >= 100.0 {
-        0
+    let int_digits = if s >= 100.0 {
+        3
     } else if s >= 10.0 {
-        1
-    } else {
         2
+    } else {
+        1
     };
+    let digits = precision.saturating_sub(int_digits);
     let mut n = format!("{s:.digits$}");
     if n.contains('.') {
         n = n.trim_end_matches('0').trim_end_matches('.').to_string();
@@ -416,10 +418,13 @@ mod tests {
 
     #[test]
     fn human_units() {
-        assert_eq!(human_size(1_240_000), "1.24MB");
-        assert_eq!(human_size(4_261_000), "4.26MB");
-        assert_eq!(human_size(999), "999B");
-        assert_eq!(human_size(123_456_789), "123MB");
+        assert_eq!(human_size(1_240_000, 3), "1.24MB");
+        assert_eq!(human_size(4_261_000, 3), "4.26MB");
+        assert_eq!(human_size(999, 3), "999B");
+        assert_eq!(human_size(123_456_789, 3), "123MB");
+        assert_eq!(human_size(123_456_789, 4), "123.5MB");
+        assert_eq!(human_size(1_089_536, 4), "1.09MB");
+        assert_eq!(human_size(0, 4), "0B");
         assert_eq!(human_duration(5), "5 seconds");
         assert_eq!(human_duration(90), "About a minute");
         assert_eq!(human_duration(600), "10 minutes");

@@ -82,6 +82,10 @@ step logs
 crictl logs --tail 2 "$CTR"
 crictl logs "$CTR" | grep -q '^tick 1$' || fail logs
 
+step stats
+crictl stats
+crictl stats -o json | jq -e '.stats | length == 1' >/dev/null || fail "stats -o json"
+
 step checkpoint
 BEFORE=$(crictl exec "$CTR" cat /tmp/count)
 crictl checkpoint --export="$W/cp.tar" "$CTR"
@@ -111,7 +115,12 @@ echo "count before checkpoint $BEFORE, after restore $AFTER"
 [ "$AFTER" -gt "$BEFORE" ] || fail "counter restarted after restore"
 
 step stop/rm
+timeout 20 crictl logs -f "$CTR2" > follow.log &
+FOLLOW=$!
+sleep 1
 crictl stop -t 1 "$CTR2"
+wait "$FOLLOW" || fail "logs -f did not end with the container"
+grep -q '^tick ' follow.log || fail "logs -f printed nothing"
 crictl inspect "$CTR2" | jq -e '.status.state == "CONTAINER_EXITED"' >/dev/null || fail "stop"
 crictl rm "$CTR2"
 crictl stopp "$POD2"
