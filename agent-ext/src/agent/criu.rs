@@ -136,11 +136,18 @@ pub fn parse_version(out: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// The first error line of a criu log.
+/// Error lines criu logs but goes on after (not the cause of a failure).
+const BENIGN_ERRORS: &[&str] = &[
+    // criu tries to raise its own fd limit and carries on when it may not.
+    "rlimit: Can't setup RLIMIT_NOFILE",
+];
+
+/// The first error line of a criu log that is not one criu ignores itself.
 pub fn first_error(log: &str) -> Option<&str> {
     log.lines()
         .map(str::trim)
-        .find(|l| l.contains("Error (") || l.starts_with("Error"))
+        .filter(|l| l.contains("Error (") || l.starts_with("Error"))
+        .find(|l| !BENIGN_ERRORS.iter().any(|b| l.contains(b)))
 }
 
 /// The last `n` lines of a text.
@@ -333,6 +340,12 @@ mod tests {
         assert_eq!(
             first_error(log),
             Some("(00.002) Error (criu/util.c:1534): rlimit")
+        );
+        let log = "(00.001) Error (criu/util.c:1534): rlimit: Can't setup RLIMIT_NOFILE for self\n\
+                   (00.002) Error (criu/action-scripts.c:94): Script x exited with -1\n";
+        assert_eq!(
+            first_error(log),
+            Some("(00.002) Error (criu/action-scripts.c:94): Script x exited with -1")
         );
         assert_eq!(tail("a\nb\nc\n", 2), "b\nc");
         assert_eq!(tail("a", 5), "a");

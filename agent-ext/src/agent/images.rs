@@ -76,26 +76,26 @@ fn open_dir_beneath(parent: BorrowedFd<'_>, name: &OsStr) -> nix::Result<OwnedFd
     }
 }
 
-/// Creates `name` below `parent` (mode 0700) if absent (`existed` says
-/// whether it was there), opens it and checks it is a real directory owned
-/// by the daemon's user. `shown` names it in errors.
+/// Creates `name` below `parent` (mode 0700) if absent (if present and
+/// `must_be_new`: `AlreadyExists`), opens it and checks it is a real
+/// directory owned by the daemon's user. `shown` names it in errors.
 fn make_dir(
     parent: BorrowedFd<'_>,
     name: &OsStr,
     shown: &Path,
     must_be_new: bool,
 ) -> Result<OwnedFd> {
-    match nix::sys::stat::mkdirat(parent, name, Mode::S_IRWXU) {
-        Ok(()) => {}
+    let created = match nix::sys::stat::mkdirat(parent, name, Mode::S_IRWXU) {
+        Ok(()) => true,
         Err(Errno::EEXIST) if must_be_new => {
             return Err(Error::AlreadyExists(format!(
                 "{} already exists",
                 shown.display()
             )))
         }
-        Err(Errno::EEXIST) => {}
+        Err(Errno::EEXIST) => false,
         Err(e) => return Err(Error::io(format!("mkdir {}", shown.display()), e)),
-    }
+    };
     let fd = open_dir_beneath(parent, name).map_err(|e| match e {
         Errno::ELOOP | Errno::ENOTDIR | Errno::EXDEV => Error::InvalidArgument(format!(
             "{} is not a directory (a symlink or another kind of file): refusing to use it",
@@ -119,8 +119,14 @@ fn make_dir(
             st.st_uid
         )));
     }
-    nix::sys::stat::fchmod(&fd, Mode::S_IRWXU)
-        .map_err(|e| Error::io(format!("chmod {}", shown.display()), e))?;
+    // A directory we made gets exactly 0700 whatever the umask; an existing
+    // one keeps its mode: `.kata-cr` usually exists already, made by the
+    // runtime as the parent of the init's mount point, and a workload
+    // running as another user must still reach `/.kata-cr/init` through it.
+    if created {
+        nix::sys::stat::fchmod(&fd, Mode::S_IRWXU)
+            .map_err(|e| Error::io(format!("chmod {}", shown.display()), e))?;
+    }
     Ok(fd)
 }
 
@@ -310,6 +316,23 @@ mod tests {
         d2.remove().unwrap();
         assert!(!kata.join("ckpt-2").exists());
         assert!(kata.is_dir());
+    }
+
+    #[test]
+    fn an_existing_kata_cr_keeps_its_mode() {
+        let rootfs = tempfile::tempdir().unwrap();
+        let kata = rootfs.path().join(KATA_DIR);
+        fs::create_dir(&kata).unwrap();
+        fs::set_permissions(&kata, fs::Permissions::from_mode(0o755)).unwrap();
+        let d = ImageDir::create(rootfs.path(), "ckpt-1").unwrap();
+        assert_eq!(
+            fs::metadata(&kata).unwrap().permissions().mode() & 0o7777,
+            0o755
+        );
+        assert_eq!(
+            fs::metadata(d.path()).unwrap().permissions().mode() & 0o7777,
+            0o700
+        );
     }
 
     #[test]
