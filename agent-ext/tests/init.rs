@@ -521,3 +521,28 @@ fn as_pid1_signals_from_outside_are_forwarded() {
     kill(Pid::from_raw(init_pid), Signal::SIGTERM).unwrap();
     assert_eq!(finish(child).status.code(), Some(42));
 }
+
+#[test]
+#[ignore = "needs root: runs the init as PID 1 of a new pid namespace"]
+fn as_pid1_signals_the_workload_leaves_at_default_are_dropped_like_for_pid1() {
+    // Without kata-cr the workload would be PID 1, and the kernel drops
+    // signals it does not handle (this shell leaves HUP and TERM at their
+    // default). The init must behave the same; a handled signal (USR1 here)
+    // still gets through.
+    let mut child = init_as_pid1("trap 'exit 43' USR1; echo ready; while :; do sleep 0.1; done")
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    expect_line(&mut out, "ready");
+    let (init_pid, _) = children_of(pid_of(&child))[0];
+    let init = Pid::from_raw(init_pid);
+    kill(init, Signal::SIGHUP).unwrap();
+    kill(init, Signal::SIGTERM).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "HUP/TERM ended the workload"
+    );
+    kill(init, Signal::SIGUSR1).unwrap();
+    assert_eq!(finish(child).status.code(), Some(43));
+}

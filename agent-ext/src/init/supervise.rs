@@ -14,6 +14,7 @@ use super::Error;
 /// Usable for any workload that is a child of the init, however it came to
 /// be one (forked now, or restored by CRIU in a later mode).
 pub fn supervise(workload: Pid, signals: &Signals) -> Result<i32, Error> {
+    let as_pid1 = nix::unistd::getpid().as_raw() == 1;
     loop {
         // Reap before waiting: a SIGCHLD may stand for several exits, and
         // the workload may be gone before the first signal is read.
@@ -22,9 +23,39 @@ pub fn supervise(workload: Pid, signals: &Signals) -> Result<i32, Error> {
             return Ok(code);
         }
         let sig = signals.next()?;
-        if sig != libc::SIGCHLD {
+        if sig != libc::SIGCHLD && (!as_pid1 || workload_would_get(workload, sig)) {
             signals::forward(workload, sig);
         }
+    }
+}
+
+/// Whether the workload, were it PID 1 of the container as without
+/// kata-cr, would receive `sig`: the kernel drops a signal sent to a pid
+/// namespace's init unless the init handles or ignores it. Forwarding only
+/// those keeps `kill -INT` of a handler-less `sleep` a no-op, as with runc.
+fn workload_would_get(workload: Pid, sig: c_int) -> bool {
+    match std::fs::read_to_string(format!("/proc/{}/status", workload.as_raw())) {
+        Ok(status) => handles_or_ignores(&status, sig),
+        // Gone or unreadable: forwarding is harmless and errs towards delivery.
+        Err(_) => true,
+    }
+}
+
+/// Reads `SigCgt` (handled) and `SigIgn` (ignored) from a `/proc/PID/status`.
+pub fn handles_or_ignores(status: &str, sig: c_int) -> bool {
+    if !(1..=64).contains(&sig) {
+        return true;
+    }
+    let bit = 1u64 << (sig - 1);
+    let mask = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+    };
+    match (mask("SigCgt:"), mask("SigIgn:")) {
+        (Some(cgt), Some(ign)) => (cgt | ign) & bit != 0,
+        _ => true,
     }
 }
 
@@ -80,6 +111,19 @@ pub fn exit_code(status: c_int) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pid1_signal_rule_reads_caught_and_ignored_masks() {
+        // SIGTERM (15) caught, SIGINT (2) ignored, SIGHUP (1) default.
+        let status = "Name:\tsh\nSigIgn:\t0000000000000002\nSigCgt:\t0000000000004000\n";
+        assert!(handles_or_ignores(status, libc::SIGTERM));
+        assert!(handles_or_ignores(status, libc::SIGINT));
+        assert!(!handles_or_ignores(status, libc::SIGHUP));
+        assert!(
+            handles_or_ignores("garbage", libc::SIGHUP),
+            "unreadable: deliver"
+        );
+    }
 
     #[test]
     fn exit_code_from_wait_status() {
