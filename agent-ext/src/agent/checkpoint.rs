@@ -121,6 +121,19 @@ pub async fn checkpoint(daemon: &Daemon, req: CheckpointRequest) -> Result<Check
         tracing::warn!(id = %req.container_id, log = %log_path.display(), "checkpoint failed");
         return Err(Error::FailedPrecondition(msg));
     }
+    // runc's image sets carry criu's log and stats (its work dir is the image
+    // dir); CRI moves both to the archive's top level. Keep the same shape.
+    for (name, src) in [
+        (LOG_NAME, log_path.clone()),
+        ("stats-dump", op_dir.join("stats-dump")),
+    ] {
+        if src.exists() {
+            if let Err(e) = images.add_file(name, &src) {
+                discard(images);
+                return Err(e);
+            }
+        }
+    }
     let files = match images.sync_and_list() {
         Ok(f) => f,
         Err(e) => {

@@ -176,6 +176,30 @@ impl ImageDir {
         self.dir.as_fd()
     }
 
+    /// Copies `src` (a file of the daemon's own, outside the container) into
+    /// the image set as `name`, as runc's image sets carry criu's
+    /// `dump.log` and `stats-dump` (CRI lifts them into the archive).
+    pub fn add_file(&self, name: &str, src: &Path) -> Result<()> {
+        validate_name(name)?;
+        let mut input = std::fs::File::open(src)
+            .map_err(|e| Error::io(format!("open {}", src.display()), e))?;
+        let fd = nix::fcntl::openat(
+            self.dir.as_fd(),
+            name,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| Error::io(format!("create {}", self.path.join(name).display()), e))?;
+        let mut out = std::fs::File::from(fd);
+        std::io::copy(&mut input, &mut out).map_err(|e| {
+            Error::io(
+                format!("copy {} into {}", src.display(), self.path.display()),
+                e,
+            )
+        })?;
+        Ok(())
+    }
+
     /// Fsyncs every file of the directory, the directory and `.kata-cr`;
     /// returns the file names, sorted.
     pub fn sync_and_list(&self) -> Result<Vec<String>> {
