@@ -27,6 +27,61 @@ pub struct Config {
     pub source: String,
     #[serde(default)]
     pub inner: Inner,
+    #[serde(default)]
+    pub init: Init,
+    #[serde(default)]
+    pub agent: Agent,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Init {
+    /// kata-cr-init on the host, bind-mounted read-only into every container.
+    /// Empty: `kata-cr-init` beside containerd-shim-kata-cr-v2.
+    #[serde(default)]
+    pub binary: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentMode {
+    /// kata-cr-agent inside the Kata guest, reached through the Kata shim.
+    Kata,
+    /// kata-cr-agent on this host, on a unix socket (runc as inner shim).
+    Host,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Agent {
+    #[serde(default = "default_agent_mode")]
+    pub mode: AgentMode,
+    /// Host mode: the agent's unix socket.
+    #[serde(default = "default_agent_socket")]
+    pub socket: String,
+    /// Upper bound for one checkpoint or restore, in seconds.
+    #[serde(default = "default_agent_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_agent_mode() -> AgentMode {
+    AgentMode::Kata
+}
+fn default_agent_socket() -> String {
+    "/run/kata-cr/agent.sock".into()
+}
+fn default_agent_timeout() -> u64 {
+    300
+}
+
+impl Default for Agent {
+    fn default() -> Self {
+        Agent {
+            mode: default_agent_mode(),
+            socket: default_agent_socket(),
+            timeout_secs: default_agent_timeout(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,6 +187,26 @@ impl Config {
             })
     }
 
+    /// The host path of kata-cr-init.
+    pub fn init_binary_path(&self) -> Result<PathBuf> {
+        let p = if self.init.binary.is_empty() {
+            std::env::current_exe()
+                .map_err(|e| Error::io("locate own executable", e))?
+                .with_file_name("kata-cr-init")
+        } else {
+            PathBuf::from(&self.init.binary)
+        };
+        if is_executable(&p) {
+            Ok(p)
+        } else {
+            Err(Error::FailedPrecondition(format!(
+                "kata-cr-init not found at {} (init.binary in {})",
+                p.display(),
+                self.source_name()
+            )))
+        }
+    }
+
     fn source_name(&self) -> &str {
         if self.source.is_empty() {
             "built-in defaults"
@@ -157,6 +232,28 @@ mod tests {
         let c = Config::parse("", "/x.toml").unwrap();
         assert_eq!(c.inner.binary, "containerd-shim-kata-v2");
         assert_eq!(c.source, "/x.toml");
+    }
+
+    #[test]
+    fn agent_and_init_settings() {
+        let c = Config::parse(
+            "[agent]\nmode = \"host\"\nsocket = \"/s\"\n[init]\nbinary = \"/bin/true\"\n",
+            "/c.toml",
+        )
+        .unwrap();
+        assert_eq!(c.agent.mode, AgentMode::Host);
+        assert_eq!(c.agent.socket, "/s");
+        assert_eq!(c.agent.timeout_secs, 300);
+        assert_eq!(c.init_binary_path().unwrap(), PathBuf::from("/bin/true"));
+        let d = Config::parse("", "/c.toml").unwrap();
+        assert_eq!(d.agent.mode, AgentMode::Kata);
+        let e = Config::parse("[agent]\nmode = \"vm\"\n", "/c.toml").unwrap_err();
+        assert!(e.to_string().contains("/c.toml"));
+        let e = Config::parse("[init]\nbinary = \"/nonexistent/init\"\n", "/c.toml")
+            .unwrap()
+            .init_binary_path()
+            .unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/init"));
     }
 
     #[test]

@@ -9,6 +9,10 @@ pub enum Error {
     InvalidArgument(String),
     #[error("failed precondition: {0}")]
     FailedPrecondition(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("aborted: {0}")]
+    Aborted(String),
     #[error("config {path}: {reason}")]
     Config { path: String, reason: String },
     #[error("inner shim {binary}: {reason}")]
@@ -40,6 +44,8 @@ impl Error {
     pub fn code(&self) -> Code {
         match self {
             Error::InvalidArgument(_) | Error::Protobuf(_) => Code::INVALID_ARGUMENT,
+            Error::NotFound(_) => Code::NOT_FOUND,
+            Error::Aborted(_) => Code::ABORTED,
             Error::FailedPrecondition(_) | Error::Config { .. } | Error::InnerShim { .. } => {
                 Code::FAILED_PRECONDITION
             }
@@ -84,6 +90,8 @@ mod tests {
             Error::FailedPrecondition("x".into()).code(),
             Code::FAILED_PRECONDITION
         );
+        assert_eq!(Error::NotFound("x".into()).code(), Code::NOT_FOUND);
+        assert_eq!(Error::Aborted("x".into()).code(), Code::ABORTED);
         let nf = std::io::Error::from(std::io::ErrorKind::NotFound);
         assert_eq!(Error::io("open /x", nf).code(), Code::NOT_FOUND);
         let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);

@@ -1,10 +1,13 @@
 //! `containerd-shim-kata-cr-v2`: checkpoint/restore for Kata Containers as a
 //! proxy in front of the unmodified inner shim.
 
+mod agent_backend;
 mod args;
 mod bootstrap;
 mod bundle_state;
+mod checkpoint;
 mod config;
+mod containers;
 mod delete;
 mod error;
 mod forward;
@@ -14,6 +17,8 @@ mod logging;
 mod runtime_options;
 mod serve;
 mod socket;
+mod spec_rewrite;
+mod staging;
 mod start;
 
 use std::io::Write;

@@ -255,6 +255,7 @@ mod tests {
                 config_path: inner_path.into(),
                 ..Default::default()
             },
+            ..Default::default()
         }
     }
 

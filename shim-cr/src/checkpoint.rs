@@ -1,0 +1,287 @@
+//! Checkpoint of a kata-cr container. The engine has paused the task; the
+//! agent dumps the workload subtree (kata-cr-init's child) into
+//! `<rootfs>/.kata-cr/<name>/`, which reaches this host through the rootfs's
+//! upperdir, from where the image set is moved flat into the request's path.
+//! On any failure the partial image set is removed from the rootfs and
+//! nothing is left in the request's path; the agent leaves the workload
+//! running in the freezer state it found.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use agent_ext::api;
+use containerd_shim_protos::api::CheckpointTaskRequest;
+use containerd_shim_protos::shim::oci::CheckpointOptions;
+use protobuf::Message;
+
+use crate::agent_backend::{agent_error, AgentBackend};
+use crate::containers::Registry;
+use crate::error::{Error, Result};
+use crate::staging;
+
+/// What the request's options ask for. CRI sends none: leave running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wanted {
+    pub exit: bool,
+}
+
+pub fn wanted(req: &CheckpointTaskRequest) -> Result<Wanted> {
+    let Some(any) = req.options.as_ref() else {
+        return Ok(Wanted { exit: false });
+    };
+    if !any.type_url.ends_with("CheckpointOptions") {
+        return Err(Error::InvalidArgument(format!(
+            "checkpoint options of type {} are not understood (want containerd.runc.v1.CheckpointOptions)",
+            any.type_url
+        )));
+    }
+    let o = CheckpointOptions::parse_from_bytes(&any.value)?;
+    Ok(Wanted { exit: o.exit })
+}
+
+/// Containers with a checkpoint under way: a second one is refused, not queued,
+/// so the caller learns at once instead of waiting behind a long dump.
+#[derive(Default)]
+pub struct InProgress(Mutex<HashSet<String>>);
+
+pub struct Guard<'a>(&'a InProgress, String);
+
+impl InProgress {
+    pub fn enter(&self, id: &str) -> Result<Guard<'_>> {
+        let mut set = self.0.lock().expect("in-progress lock");
+        if !set.insert(id.to_string()) {
+            return Err(Error::Aborted(format!(
+                "a checkpoint of container {id} is already in progress"
+            )));
+        }
+        Ok(Guard(self, id.to_string()))
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        self.0 .0.lock().expect("in-progress lock").remove(&self.1);
+    }
+}
+
+pub async fn checkpoint(
+    backend: &AgentBackend,
+    containers: &Registry,
+    busy: &InProgress,
+    req: &CheckpointTaskRequest,
+) -> Result<()> {
+    let id = req.id.as_str();
+    let c = containers.get(id).ok_or_else(|| {
+        Error::NotFound(format!(
+            "container {id} was not created through this kata-cr proxy"
+        ))
+    })?;
+    if !c.wrapped {
+        return Err(Error::FailedPrecondition(format!(
+            "container {id} is a pod sandbox; kata-cr checkpoints application containers"
+        )));
+    }
+    let want = wanted(req)?;
+    if req.path.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "checkpoint of {id}: empty image path"
+        )));
+    }
+    let dest = PathBuf::from(&req.path);
+    let upper = backend.host_upper(&c).ok_or_else(|| {
+        Error::FailedPrecondition(format!(
+            "container {id}: its rootfs is not an overlay shared with the host, so the image set cannot be staged"
+        ))
+    })?;
+    let _guard = busy.enter(id)?;
+    std::fs::create_dir_all(&dest)
+        .map_err(|e| Error::io(format!("create {}", dest.display()), e))?;
+
+    let name = format!("ckpt-{}", random_suffix());
+    let mut ck = api::CheckpointRequest::new();
+    ck.container_id = id.to_string();
+    ck.rootfs = backend.agent_rootfs(&c).display().to_string();
+    ck.image_dir = name.clone();
+    ck.leave_running = !want.exit;
+    ck.tcp_established = true;
+    ck.file_locks = true;
+    ck.ext_unix_sk = true;
+
+    let client = backend.connect().await?;
+    let t0 = std::time::Instant::now();
+    let dumped = client
+        .checkpoint(api::context_with_timeout(backend.timeout), &ck)
+        .await
+        .map_err(|e| agent_error(id, "checkpoint", e));
+    let dumped = match dumped {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = staging::remove_set(&upper, &name);
+            return Err(e);
+        }
+    };
+    let dump_ms = t0.elapsed().as_millis();
+    let staged = stage(upper, name, dest.clone())
+        .await
+        .map_err(|e| match e {
+            Error::InvalidArgument(m) => Error::InvalidArgument(format!("checkpoint of {id}: {m}")),
+            e => e,
+        })?;
+    if req.options.is_none() {
+        leave_criu_metadata_for_cri(id, c.upperdir.as_deref(), &dest);
+    }
+    tracing::info!(
+        id,
+        files = staged.files.len(),
+        bytes = staged.bytes,
+        method = ?staged.method,
+        dump_ms,
+        stage_ms = t0.elapsed().as_millis() - dump_ms,
+        criu_log = %dumped.criu_log_path,
+        dest = %dest.display(),
+        "checkpoint done"
+    );
+    Ok(())
+}
+
+/// criu's log and statistics, for checkpointctl. containerd 2.1.0-2.1.8,
+/// 2.2.0-2.2.4 and 2.3.0-2.3.1 copy them into the CRI archive from the CRI
+/// container directory (and fail without `stats-dump` there); later versions
+/// have runc's criu write them into the archive directory directly and give
+/// other runtimes no path for them. That directory sits under containerd's
+/// root, which the snapshotter's upperdir
+/// (`<root>/io.containerd.snapshotter.v1.<name>/snapshots/<n>/fs`) names.
+/// Best effort: the archive is valid without them on the versions that
+/// tolerate their absence.
+fn leave_criu_metadata_for_cri(id: &str, upper: Option<&Path>, images: &Path) {
+    let Some(cri_dir) = upper.and_then(|u| cri_container_dir(u, id)) else {
+        return;
+    };
+    for name in ["dump.log", "stats-dump"] {
+        let src = images.join(name);
+        if src.is_file() {
+            if let Err(e) = std::fs::copy(&src, cri_dir.join(name)) {
+                tracing::warn!(id, file = name, error = %e, "cannot leave criu metadata for CRI");
+            }
+        }
+    }
+}
+
+pub fn cri_container_dir(upper: &Path, id: &str) -> Option<PathBuf> {
+    let snapshots = upper.parent()?.parent()?;
+    let plugin = snapshots.parent()?;
+    let is_snapshotter = snapshots.file_name()? == "snapshots"
+        && plugin
+            .file_name()?
+            .to_str()?
+            .starts_with("io.containerd.snapshotter.v1.");
+    let dir = plugin
+        .parent()?
+        .join("io.containerd.grpc.v1.cri/containers")
+        .join(id);
+    (is_snapshotter && staging::validate_name(id).is_ok() && dir.is_dir()).then_some(dir)
+}
+
+async fn stage(upper: PathBuf, name: String, dest: PathBuf) -> Result<staging::Staged> {
+    tokio::task::spawn_blocking(move || staging::stage_out(&upper, &name, Path::new(&dest)))
+        .await
+        .map_err(|e| Error::Internal(format!("staging task: {e}")))?
+}
+
+fn random_suffix() -> String {
+    let mut b = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .is_err()
+    {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        b = (t.as_nanos() as u64 ^ std::process::id() as u64).to_le_bytes();
+    }
+    hex::encode(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use protobuf::well_known_types::any::Any;
+
+    use super::*;
+
+    #[test]
+    fn options_decide_exit() {
+        let mut req = CheckpointTaskRequest::new();
+        assert_eq!(wanted(&req).unwrap(), Wanted { exit: false });
+        let mut o = CheckpointOptions::new();
+        o.exit = true;
+        let mut any = Any::new();
+        any.type_url = "containerd.runc.v1.CheckpointOptions".into();
+        any.value = o.write_to_bytes().unwrap();
+        req.options = protobuf::MessageField::some(any.clone());
+        assert_eq!(wanted(&req).unwrap(), Wanted { exit: true });
+        any.type_url = "example.com/Other".into();
+        req.options = protobuf::MessageField::some(any);
+        let e = wanted(&req).unwrap_err();
+        assert!(e.to_string().contains("example.com/Other"));
+    }
+
+    #[test]
+    fn cri_dir_is_found_from_the_snapshotter_upperdir() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let upper = root.join("io.containerd.snapshotter.v1.overlayfs/snapshots/12/fs");
+        std::fs::create_dir_all(&upper).unwrap();
+        assert_eq!(
+            cri_container_dir(&upper, "c1"),
+            None,
+            "no CRI dir: not a CRI container"
+        );
+        let cri = root.join("io.containerd.grpc.v1.cri/containers/c1");
+        std::fs::create_dir_all(&cri).unwrap();
+        assert_eq!(cri_container_dir(&upper, "c1"), Some(cri));
+        assert_eq!(cri_container_dir(&upper, "../c1"), None);
+        assert_eq!(cri_container_dir(Path::new("/some/where/fs"), "c1"), None);
+    }
+
+    #[test]
+    fn concurrent_checkpoints_of_one_container_are_refused() {
+        let busy = InProgress::default();
+        let g = busy.enter("c1").unwrap();
+        let e = busy.enter("c1").err().unwrap();
+        assert_eq!(e.code(), ttrpc::Code::ABORTED);
+        assert!(e.to_string().contains("c1"));
+        busy.enter("c2").unwrap();
+        drop(g);
+        busy.enter("c1").unwrap();
+    }
+
+    #[test]
+    fn unknown_containers_and_sandboxes_are_refused() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let backend = AgentBackend::from_config(&crate::config::Config::default());
+        let reg = Registry::default();
+        let busy = InProgress::default();
+        let mut req = CheckpointTaskRequest::new();
+        req.id = "ghost".into();
+        req.path = "/tmp/x".into();
+        let e = rt
+            .block_on(checkpoint(&backend, &reg, &busy, &req))
+            .unwrap_err();
+        assert_eq!(e.code(), ttrpc::Code::NOT_FOUND);
+        reg.insert(crate::containers::Container {
+            id: "pause".into(),
+            bundle: "/b".into(),
+            upperdir: None,
+            wrapped: false,
+        });
+        req.id = "pause".into();
+        let e = rt
+            .block_on(checkpoint(&backend, &reg, &busy, &req))
+            .unwrap_err();
+        assert_eq!(e.code(), ttrpc::Code::FAILED_PRECONDITION);
+    }
+}
