@@ -110,6 +110,9 @@ rt_ctr() {
   esac
 }
 rt_cri() { echo "${RT:?RT not set}"; }
+# Processes the runtime adds to every container: kata-cr-init, PID 1 under kata-cr
+# (a designed difference: README, "Designed differences").
+rt_extra_procs() { if [ "${RT:?RT not set}" = kata-cr ]; then echo 1; else echo 0; fi; }
 
 track_ctr() { echo "ctr ${2:-$CTR_NS} $1" >>"$E2E_CASE_DIR/cleanup"; }
 track_pod() { echo "pod $CRI_NS $1" >>"$E2E_CASE_DIR/cleanup"; }
