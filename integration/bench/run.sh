@@ -58,3 +58,57 @@ median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END{print (NR%2)?a[(
 mr=$(echo "${t[runc]}" | median)
 mk=$(echo "${t[kata-cr]}" | median)
 awk -v r="$mr" -v k="$mk" -v n="$N" 'BEGIN{printf "container start (ctr run -d, median of %d): runc %.1f ms, kata-cr %.1f ms, ratio %.3f (target < 1.05)\n", n, r*1000, k*1000, k/r}'
+
+# 4. Checkpoint time, kata-cr vs runc, same workloads (ctr t checkpoint, live).
+#    counter: a shell loop; hog: 256 MiB of incompressible memory.
+ckpt_once() { # ckpt_once RUNTIME ID IMAGE_DIR -> seconds
+  local t0 t1
+  t0=$EPOCHREALTIME
+  ctr -n $ns t checkpoint --image-path "$3" "$2" >/dev/null
+  t1=$EPOCHREALTIME
+  awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.6f", b-a}'
+}
+start_workload() { # start_workload RUNTIME ID KIND
+  local rt=$1 id=$2
+  ids+=("$id")
+  case $3 in
+    counter) ctr -n $ns run -d --runtime "io.containerd.$rt.v2" $IMG "$id" \
+               sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/c; sleep 0.2; done' >/dev/null ;;
+    hog*)    ctr -n $ns run -d --runtime "io.containerd.$rt.v2" \
+               --mount "type=bind,src=$bench,dst=/hog,options=rbind:ro" $IMG "$id" /hog hog "${3#hog}" >/dev/null ;;
+  esac
+  sleep 1
+}
+CK=${BENCH_CHECKPOINTS:-5}
+work=/var/lib/containerd/kata-cr-bench   # same mount as the snapshots: rename path
+mkdir -p "$work"
+for kind in counter hog256; do
+  declare -A ck=()
+  for rt in runc kata-cr; do
+    id=bench-ck-$kind-$rt-$$
+    start_workload "$rt" "$id" "$kind"
+    for i in $(seq 1 "$CK"); do
+      ck[$rt]+="$(ckpt_once "$rt" "$id" "$work/$id-$i") "
+      rm -rf "${work:?}/$id-$i"
+      sleep 1.05 # ctr names checkpoint images by the second
+    done
+  done
+  r=$(echo "${ck[runc]}" | median); k=$(echo "${ck[kata-cr]}" | median)
+  awk -v r="$r" -v k="$k" -v n="$CK" -v w="$kind" 'BEGIN{printf "checkpoint %s (ctr t checkpoint, median of %d): runc %.0f ms, kata-cr %.0f ms, ratio %.2f\n", w, n, r*1000, k*1000, k/r}'
+done
+
+# 5. Staging cost for a 1 GiB workload: rename (image path on the snapshots' mount)
+#    vs copy (image path on another mount). The proxy logs its own split.
+id=bench-stage-$$
+start_workload kata-cr "$id" hog1024
+sleep 2
+ctr -n $ns t checkpoint --image-path "$work/$id-rename" "$id" >/dev/null
+sleep 1.05
+ctr -n $ns t checkpoint --image-path "/tmp/$id-copy" "$id" >/dev/null
+grep "checkpoint done id=\"\?$id" "${KATA_CR_BED_LOG_DIR:-/var/log/kata-cr-bed}/containerd.log" \
+  | sed -E 's/.*files=([0-9]+) bytes=([0-9]+) method=([A-Za-z]+) dump_ms=([0-9]+) stage_ms=([0-9]+).*/\3 \2 \4 \5/' \
+  | while read -r method bytes dump stage; do
+      awk -v m="$method" -v b="$bytes" -v d="$dump" -v s="$stage" \
+        'BEGIN{printf "staging 1 GiB workload (%.0f MiB image set): %s %d ms (criu dump %d ms)\n", b/1048576, tolower(m), s, d}'
+    done
+rm -rf "${work:?}/$id-rename" "/tmp/$id-copy"

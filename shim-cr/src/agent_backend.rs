@@ -43,6 +43,12 @@ impl AgentBackend {
         }
     }
 
+    /// Whether the agent writes through the proxy's own kernel (host mode):
+    /// then the images need no fsync before the proxy reads them.
+    pub fn same_kernel(&self) -> bool {
+        self.mode == AgentMode::Host
+    }
+
     /// The container's rootfs as the agent sees it.
     pub fn agent_rootfs(&self, c: &Container) -> PathBuf {
         match self.mode {

@@ -107,6 +107,7 @@ pub async fn checkpoint(
     ck.tcp_established = true;
     ck.file_locks = true;
     ck.ext_unix_sk = true;
+    ck.skip_sync = backend.same_kernel();
 
     let client = backend.connect().await?;
     let t0 = std::time::Instant::now();

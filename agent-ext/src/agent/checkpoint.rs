@@ -134,7 +134,7 @@ pub async fn checkpoint(daemon: &Daemon, req: CheckpointRequest) -> Result<Check
             }
         }
     }
-    let files = match images.sync_and_list() {
+    let files = match images.list_files(!req.skip_sync) {
         Ok(f) => f,
         Err(e) => {
             discard(images);

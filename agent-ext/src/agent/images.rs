@@ -203,6 +203,21 @@ impl ImageDir {
     /// Fsyncs every file of the directory, the directory and `.kata-cr`;
     /// returns the file names, sorted.
     pub fn sync_and_list(&self) -> Result<Vec<String>> {
+        self.list_files(true)
+    }
+
+    /// Returns the file names, sorted; fsyncs them (and the directories)
+    /// only if `sync`.
+    pub fn list_files(&self, sync: bool) -> Result<Vec<String>> {
+        if !sync {
+            let mut names: Vec<String> = list(self.dir.as_fd())
+                .map_err(|e| Error::io(format!("listing {}", self.path.display()), e))?
+                .into_iter()
+                .map(|n| n.to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            return Ok(names);
+        }
         let mut names = Vec::new();
         for name in list(self.dir.as_fd())
             .map_err(|e| Error::io(format!("listing {}", self.path.display()), e))?
@@ -328,6 +343,7 @@ mod tests {
         fs::write(via_fd.join("sub/f"), b"z").unwrap();
         fs::remove_dir_all(via_fd.join("sub")).unwrap();
         assert_eq!(d.sync_and_list().unwrap(), ["inventory.img", "pstree.img"]);
+        assert_eq!(d.list_files(false).unwrap(), ["inventory.img", "pstree.img"]);
 
         // A second one next to it; the same name again is refused.
         let d2 = ImageDir::create(rootfs.path(), "ckpt-2").unwrap();

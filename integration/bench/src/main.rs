@@ -3,6 +3,8 @@
 //! both see the same machine, and prints p50/p99 of each and the difference.
 //!
 //! Usage: kata-cr-bench rpc --direct ADDR --direct-version N --proxied ADDR --id ID [-n COUNT]
+//!        kata-cr-bench hog MIB   (a workload: holds MIB MiB of touched,
+//!                                 incompressible memory, then sleeps)
 
 use std::time::{Duration, Instant};
 
@@ -65,8 +67,41 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1e6
 }
 
+/// Holds `mib` MiB of memory that criu must copy page by page (no zero pages,
+/// no repeats), then sleeps until killed.
+fn hog(mib: usize) -> ! {
+    let mut buf = vec![0u8; mib << 20];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for chunk in buf.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let b = x.to_le_bytes();
+        chunk.copy_from_slice(&b[..chunk.len()]);
+    }
+    println!("hog: holding {mib} MiB");
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+        std::hint::black_box(&buf);
+    }
+}
+
+fn main() {
+    let mut a = std::env::args().skip(1);
+    if a.next().as_deref() == Some("hog") {
+        match a.next().and_then(|v| v.parse().ok()) {
+            Some(mib) => hog(mib),
+            None => {
+                eprintln!("usage: kata-cr-bench hog MIB");
+                std::process::exit(2);
+            }
+        }
+    }
+    rpc_main();
+}
+
 #[tokio::main(flavor = "current_thread")]
-async fn main() {
+async fn rpc_main() {
     let o = match parse() {
         Ok(o) => o,
         Err(e) => {
