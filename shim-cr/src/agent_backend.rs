@@ -1,21 +1,31 @@
 //! How the proxy reaches kata-cr-agent, and where a container's rootfs is
 //! from the agent's side. Host mode: a unix socket on this host, the rootfs
 //! as the inner runtime mounted it (`<bundle>/rootfs`). Kata mode: the agent
-//! inside the guest, which sees the rootfs at `/run/kata-containers/<id>/rootfs`.
+//! inside the pod's guest, reached through the Kata shim's management socket
+//! (see `kata`), which sees the rootfs at `/run/kata-containers/<id>/rootfs`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use agent_ext::api::{self, AgentClient};
 
+use crate::bundle_state::BundleState;
 use crate::config::{AgentMode, Config};
 use crate::containers::Container;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
+use crate::kata;
+
+/// Upper bound for finding and connecting to the agent (not for the RPC).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct AgentBackend {
     mode: AgentMode,
     address: String,
     pub timeout: Duration,
+    /// Kata mode: where the Kata shims' management sockets are.
+    kata_roots: kata::Roots,
+    /// Kata mode: kata-cr-agent's guest vsock port.
+    port: u32,
 }
 
 impl AgentBackend {
@@ -24,23 +34,44 @@ impl AgentBackend {
             mode: cfg.agent.mode,
             address: format!("unix://{}", cfg.agent.socket.trim_start_matches("unix://")),
             timeout: Duration::from_secs(cfg.agent.timeout_secs),
+            kata_roots: kata::Roots::default(),
+            port: api::VSOCK_PORT,
         }
     }
 
+    /// The agent serving this proxy's pod. In Kata mode the pod is the one of
+    /// the bundle the proxy server runs in (its working directory: `start`
+    /// runs it in the bundle of the sandbox or plain container that created
+    /// it; containerd names bundles by container id).
     pub async fn connect(&self) -> Result<AgentClient> {
         match self.mode {
-            AgentMode::Host => api::connect(&self.address).await.map_err(|e| {
-                Error::FailedPrecondition(format!(
-                    "kata-cr-agent unreachable at {} (agent.mode = host): {e}",
-                    self.address
-                ))
-            }),
-            AgentMode::Kata => Err(Error::FailedPrecondition(
-                "agent.mode = kata: reaching kata-cr-agent through the Kata shim is not part of this build; \
-                 set agent.mode = \"host\" with a host kata-cr-agent"
-                    .into(),
-            )),
+            AgentMode::Host => self.connect_host().await,
+            AgentMode::Kata => {
+                let cwd = std::env::current_dir()
+                    .ctx(|| "the proxy's working directory (its sandbox's bundle)".into())?;
+                self.connect_sandbox(&sandbox_of_bundle(&cwd)?).await
+            }
         }
+    }
+
+    #[cfg(test)]
+    fn with_kata_roots(mut self, roots: kata::Roots) -> Self {
+        self.kata_roots = roots;
+        self
+    }
+
+    async fn connect_host(&self) -> Result<AgentClient> {
+        api::connect(&self.address).await.map_err(|e| {
+            Error::FailedPrecondition(format!(
+                "kata-cr-agent unreachable at {} (agent.mode = host): {e}",
+                self.address
+            ))
+        })
+    }
+
+    async fn connect_sandbox(&self, sid: &str) -> Result<AgentClient> {
+        let timeout = CONNECT_TIMEOUT.min(self.timeout);
+        kata::connect(&self.kata_roots, sid, self.port, timeout).await
     }
 
     /// Whether the agent writes through the proxy's own kernel (host mode):
@@ -65,6 +96,30 @@ impl AgentBackend {
             (None, AgentMode::Kata) => None,
         }
     }
+}
+
+/// The Kata sandbox of the container whose bundle is `bundle`: the
+/// `sandbox` its bundle state records for a pod member, its own id (the
+/// bundle's name) for a sandbox or a plain ctr container.
+pub fn sandbox_of_bundle(bundle: &Path) -> Result<String> {
+    let st = BundleState::read(bundle).map_err(|e| {
+        Error::FailedPrecondition(format!(
+            "which Kata sandbox this proxy serves is unknown: {e}"
+        ))
+    })?;
+    if let Some(sid) = st.sandbox {
+        return Ok(sid);
+    }
+    bundle
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_string)
+        .ok_or_else(|| {
+            Error::FailedPrecondition(format!(
+                "bundle {} does not name a container",
+                bundle.display()
+            ))
+        })
 }
 
 /// An agent's ttrpc error, with the container named and its code kept.
@@ -133,6 +188,58 @@ mod tests {
             .unwrap();
         assert_eq!(e.code(), Code::FAILED_PRECONDITION);
         assert!(e.to_string().contains("/nonexistent/agent.sock"), "{e}");
+    }
+
+    fn bundle_with_state(root: &Path, id: &str, sandbox: Option<&str>) -> PathBuf {
+        let bundle = root.join(id);
+        std::fs::create_dir_all(&bundle).unwrap();
+        BundleState {
+            proxy: crate::bootstrap::Bootstrap {
+                form: crate::bootstrap::Form::Bare,
+                version: 2,
+                address: "unix:///run/containerd/s/x".into(),
+                protocol: "ttrpc".into(),
+            },
+            inner_binary: "containerd-shim-kata-v2".into(),
+            inner: None,
+            socket: sandbox.is_none().then(|| "/run/containerd/s/x".into()),
+            sandbox: sandbox.map(str::to_string),
+        }
+        .write(&bundle)
+        .unwrap();
+        bundle
+    }
+
+    #[test]
+    fn sandbox_of_a_pod_member_and_of_a_sandbox() {
+        let d = tempfile::tempdir().unwrap();
+        let sb = bundle_with_state(d.path(), "sb1", None);
+        let member = bundle_with_state(d.path(), "c1", Some("sb1"));
+        assert_eq!(sandbox_of_bundle(&sb).unwrap(), "sb1");
+        assert_eq!(sandbox_of_bundle(&member).unwrap(), "sb1");
+        let e = sandbox_of_bundle(&d.path().join("c2")).unwrap_err();
+        assert_eq!(e.code(), Code::FAILED_PRECONDITION);
+        assert!(e.to_string().contains("c2/kata-cr.json"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn kata_mode_asks_the_sandboxes_management_socket() {
+        let d = tempfile::tempdir().unwrap();
+        let member = bundle_with_state(d.path(), "c1", Some("sb1"));
+        let roots = d.path().join("vc-sbs");
+        crate::kata::mgmt::tests::serve(
+            &roots,
+            "sb1",
+            crate::kata::mgmt::tests::ok("hvsock:///nonexistent/sb1/clh.sock:1024"),
+        );
+        let mut cfg = Config::default();
+        cfg.agent.mode = AgentMode::Kata;
+        let backend = AgentBackend::from_config(&cfg).with_kata_roots(kata::Roots(vec![roots]));
+        let sid = sandbox_of_bundle(&member).unwrap();
+        let e = backend.connect_sandbox(&sid).await.err().unwrap();
+        let m = e.to_string();
+        assert!(m.contains("sandbox sb1"), "{m}");
+        assert!(m.contains("hvsock:///nonexistent/sb1/clh.sock:1029"), "{m}");
     }
 
     #[test]

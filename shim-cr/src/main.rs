@@ -13,6 +13,7 @@ mod error;
 mod forward;
 mod grouping;
 mod intercept;
+mod kata;
 mod logging;
 mod runtime_options;
 mod serve;

@@ -1,0 +1,394 @@
+//! The Kata shim's management socket: an HTTP server on a unix socket per
+//! sandbox (`/run/vc/sbs/<sid>/shim-monitor.sock` for the Go shim,
+//! `/run/kata/<sid>/shim-monitor.sock` for runtime-rs). kata-cr asks it
+//! `GET /agent-url`. A minimal HTTP/1.1 client: one request per connection
+//! (`Connection: close`), Content-Length or chunked bodies.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+
+use super::agent_url::AgentUrl;
+use crate::error::{Error, Result};
+
+/// Go shim (`virtcontainers`' run dir for sandboxes).
+pub const GO_ROOT: &str = "/run/vc/sbs";
+/// runtime-rs (`KATA_PATH`).
+pub const RUNTIME_RS_ROOT: &str = "/run/kata";
+pub const SOCKET_NAME: &str = "shim-monitor.sock";
+pub const AGENT_URL_PATH: &str = "/agent-url";
+
+/// Largest response accepted (an agent URL is a few dozen bytes).
+const MAX_RESPONSE: usize = 64 * 1024;
+
+/// Where management sockets are looked for, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Roots(pub Vec<PathBuf>);
+
+impl Default for Roots {
+    fn default() -> Self {
+        Roots(vec![GO_ROOT.into(), RUNTIME_RS_ROOT.into()])
+    }
+}
+
+impl Roots {
+    /// The management socket of sandbox `sid`: the first root that has one.
+    pub fn socket(&self, sid: &str) -> Result<PathBuf> {
+        if sid.is_empty() || sid.contains('/') || sid == "." || sid == ".." {
+            return Err(Error::InvalidArgument(format!(
+                "sandbox id {sid:?} cannot name a Kata management socket"
+            )));
+        }
+        let candidates: Vec<PathBuf> = self
+            .0
+            .iter()
+            .map(|r| r.join(sid).join(SOCKET_NAME))
+            .collect();
+        candidates
+            .iter()
+            .find(|p| p.exists())
+            .cloned()
+            .ok_or_else(|| {
+                let looked: Vec<String> =
+                    candidates.iter().map(|p| p.display().to_string()).collect();
+                Error::FailedPrecondition(format!(
+                    "sandbox {sid}: no Kata management socket (looked at {}); is the inner shim a Kata shim and the sandbox running?",
+                    looked.join(", ")
+                ))
+            })
+    }
+
+    /// The Kata agent's URL for sandbox `sid`.
+    pub async fn agent_url(&self, sid: &str, timeout: Duration) -> Result<AgentUrl> {
+        let sock = self.socket(sid)?;
+        let resp = get(&sock, AGENT_URL_PATH, timeout).await?;
+        let body = String::from_utf8_lossy(&resp.body);
+        if resp.status != 200 {
+            return Err(Error::FailedPrecondition(format!(
+                "sandbox {sid}: {} answered GET {AGENT_URL_PATH} with HTTP {}: {}",
+                sock.display(),
+                resp.status,
+                body.trim()
+            )));
+        }
+        AgentUrl::parse(&body).map_err(|e| match e {
+            Error::FailedPrecondition(m) => {
+                Error::FailedPrecondition(format!("sandbox {sid} ({}): {m}", sock.display()))
+            }
+            e => e,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// `GET uri` over the unix socket at `sock`, bounded by `timeout`.
+pub async fn get(sock: &Path, uri: &str, timeout: Duration) -> Result<Response> {
+    let what = || format!("GET {uri} on {}", sock.display());
+    let raw = match tokio::time::timeout(timeout, exchange(sock, uri)).await {
+        Ok(Ok(raw)) => raw,
+        Ok(Err(e)) => return Err(Error::io(what(), e)),
+        Err(_) => {
+            return Err(Error::FailedPrecondition(format!(
+                "{}: no response within {} ms",
+                what(),
+                timeout.as_millis()
+            )))
+        }
+    };
+    parse_response(&raw).map_err(|m| Error::FailedPrecondition(format!("{}: {m}", what())))
+}
+
+async fn exchange(sock: &Path, uri: &str) -> std::io::Result<Vec<u8>> {
+    let mut s = UnixStream::connect(sock).await?;
+    let req = format!(
+        "GET {uri} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: kata-cr\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await?;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(raw);
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if raw.len() > MAX_RESPONSE {
+            return Err(std::io::Error::other(format!(
+                "response larger than {MAX_RESPONSE} bytes"
+            )));
+        }
+        // A server that ignores `Connection: close` must not make us wait:
+        // stop as soon as the announced body is complete.
+        if let Ok(Some(_)) = complete(&raw) {
+            return Ok(raw);
+        }
+    }
+}
+
+/// Whether `raw` holds a whole response with a Content-Length body.
+fn complete(raw: &[u8]) -> std::result::Result<Option<()>, String> {
+    let Some(end) = find(raw, b"\r\n\r\n") else {
+        return Ok(None);
+    };
+    let head = std::str::from_utf8(&raw[..end]).map_err(|_| "header is not UTF-8".to_string())?;
+    match header(head, "content-length") {
+        Some(n) => {
+            let n: usize = n.parse().map_err(|_| "bad Content-Length".to_string())?;
+            Ok((raw.len() - end - 4 >= n).then_some(()))
+        }
+        None => Ok(None),
+    }
+}
+
+fn parse_response(raw: &[u8]) -> std::result::Result<Response, String> {
+    if raw.is_empty() {
+        return Err("the server closed the connection without a response".into());
+    }
+    let end = find(raw, b"\r\n\r\n").ok_or("truncated response header")?;
+    let head = std::str::from_utf8(&raw[..end]).map_err(|_| "response header is not UTF-8")?;
+    let status_line = head.lines().next().unwrap_or_default();
+    let mut parts = status_line.split_whitespace();
+    let version = parts.next().unwrap_or_default();
+    if !version.starts_with("HTTP/1.") {
+        return Err(format!("not an HTTP/1.x response: {status_line:?}"));
+    }
+    let status: u16 = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+    let rest = &raw[end + 4..];
+    let chunked = header(head, "transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let body = if chunked {
+        dechunk(rest)?
+    } else if let Some(n) = header(head, "content-length") {
+        let n: usize = n.parse().map_err(|_| format!("bad Content-Length {n:?}"))?;
+        if rest.len() < n {
+            return Err(format!(
+                "body truncated: {} of {n} bytes before the connection closed",
+                rest.len()
+            ));
+        }
+        rest[..n].to_vec()
+    } else {
+        rest.to_vec()
+    };
+    Ok(Response { status, body })
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+fn dechunk(mut rest: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    loop {
+        let eol = find(rest, b"\r\n").ok_or("truncated chunk size")?;
+        let size_str = std::str::from_utf8(&rest[..eol]).map_err(|_| "bad chunk size")?;
+        let size_str = size_str.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_str, 16)
+            .map_err(|_| format!("bad chunk size {size_str:?}"))?;
+        rest = &rest[eol + 2..];
+        if size == 0 {
+            return Ok(body);
+        }
+        if rest.len() < size + 2 {
+            return Err("truncated chunk".into());
+        }
+        body.extend_from_slice(&rest[..size]);
+        rest = &rest[size + 2..];
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use tokio::net::UnixListener;
+
+    use super::*;
+
+    /// A fake Kata management server at `<root>/<sid>/shim-monitor.sock`:
+    /// checks the request line and answers `reply` to every connection.
+    pub(crate) fn serve(root: &Path, sid: &str, reply: Vec<u8>) -> PathBuf {
+        let dir = root.join(sid);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(SOCKET_NAME);
+        let l = UnixListener::bind(&path).unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = l.accept().await else {
+                    return;
+                };
+                let reply = reply.clone();
+                tokio::spawn(async move {
+                    let mut req = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while find(&req, b"\r\n\r\n").is_none() {
+                        let n = s.read(&mut buf).await.unwrap();
+                        if n == 0 {
+                            return;
+                        }
+                        req.extend_from_slice(&buf[..n]);
+                    }
+                    let req = String::from_utf8(req).unwrap();
+                    let path = req.split_whitespace().nth(1).unwrap_or_default();
+                    if path == AGENT_URL_PATH {
+                        s.write_all(&reply).await.unwrap();
+                    } else {
+                        s.write_all(
+                            b"HTTP/1.1 404 Not Found\r\nContent-Length: 13\r\n\r\nURL NOT FOUND",
+                        )
+                        .await
+                        .unwrap();
+                    }
+                });
+            }
+        });
+        path
+    }
+
+    pub(crate) fn ok(body: &str) -> Vec<u8> {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    const T: Duration = Duration::from_secs(5);
+
+    fn roots(base: &Path) -> Roots {
+        Roots(vec![base.join("vc/sbs"), base.join("kata")])
+    }
+
+    #[tokio::test]
+    async fn go_shim_socket() {
+        let d = tempfile::tempdir().unwrap();
+        serve(&d.path().join("vc/sbs"), "sb1", ok("vsock://3:1024"));
+        let url = roots(d.path()).agent_url("sb1", T).await.unwrap();
+        assert_eq!(
+            url,
+            AgentUrl::Vsock {
+                cid: 3,
+                port: Some(1024)
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn runtime_rs_socket_with_a_chunked_body() {
+        let d = tempfile::tempdir().unwrap();
+        let body = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n9\r\nhvsock://\r\n19\r\n/run/kata/sb2/kata.hvsock\r\n0\r\n\r\n";
+        serve(&d.path().join("kata"), "sb2", body.to_vec());
+        let url = roots(d.path()).agent_url("sb2", T).await.unwrap();
+        assert_eq!(
+            url,
+            AgentUrl::HybridVsock {
+                path: "/run/kata/sb2/kata.hvsock".into(),
+                port: None
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn first_root_wins() {
+        let d = tempfile::tempdir().unwrap();
+        serve(&d.path().join("vc/sbs"), "sb", ok("vsock://3:1024"));
+        serve(&d.path().join("kata"), "sb", ok("vsock://4"));
+        let url = roots(d.path()).agent_url("sb", T).await.unwrap();
+        assert!(matches!(url, AgentUrl::Vsock { cid: 3, .. }), "{url:?}");
+    }
+
+    #[tokio::test]
+    async fn server_error_is_reported_with_its_body() {
+        let d = tempfile::tempdir().unwrap();
+        let reply =
+            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 15\r\n\r\nagent not ready"
+                .to_vec();
+        serve(&d.path().join("vc/sbs"), "sb", reply);
+        let e = roots(d.path()).agent_url("sb", T).await.unwrap_err();
+        assert_eq!(e.code(), ttrpc::Code::FAILED_PRECONDITION);
+        assert!(e.to_string().contains("HTTP 500: agent not ready"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn empty_url_from_runtime_rs_is_explained() {
+        let d = tempfile::tempdir().unwrap();
+        serve(&d.path().join("kata"), "sb", ok(""));
+        let e = roots(d.path()).agent_url("sb", T).await.unwrap_err();
+        assert!(e.to_string().contains("empty"), "{e}");
+        assert!(e.to_string().contains("shim-monitor.sock"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn other_paths_get_a_404() {
+        let d = tempfile::tempdir().unwrap();
+        let sock = serve(&d.path().join("kata"), "sb", ok("vsock://3"));
+        let r = get(&sock, "/metrics", T).await.unwrap();
+        assert_eq!(r.status, 404);
+        assert_eq!(r.body, b"URL NOT FOUND");
+    }
+
+    #[tokio::test]
+    async fn no_socket_names_both_places() {
+        let d = tempfile::tempdir().unwrap();
+        let e = roots(d.path()).agent_url("nope", T).await.unwrap_err();
+        assert_eq!(e.code(), ttrpc::Code::FAILED_PRECONDITION);
+        let m = e.to_string();
+        assert!(m.contains("vc/sbs/nope/shim-monitor.sock"), "{m}");
+        assert!(m.contains("kata/nope/shim-monitor.sock"), "{m}");
+        let e = roots(d.path()).socket("../x").unwrap_err();
+        assert_eq!(e.code(), ttrpc::Code::INVALID_ARGUMENT);
+    }
+
+    #[tokio::test]
+    async fn silent_server_times_out() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("kata/sb");
+        std::fs::create_dir_all(&dir).unwrap();
+        let l = UnixListener::bind(dir.join(SOCKET_NAME)).unwrap();
+        let _keep = tokio::spawn(async move {
+            let (_s, _) = l.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+        let e = roots(d.path())
+            .agent_url("sb", Duration::from_millis(200))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("no response within"), "{e}");
+    }
+
+    #[test]
+    fn malformed_responses() {
+        assert!(parse_response(b"")
+            .unwrap_err()
+            .contains("without a response"));
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\n")
+            .unwrap_err()
+            .contains("truncated"));
+        assert!(parse_response(b"SSH-2.0-x\r\n\r\n")
+            .unwrap_err()
+            .contains("not an HTTP"));
+        assert!(
+            parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nvsock")
+                .unwrap_err()
+                .contains("truncated")
+        );
+        // No length, closed connection: the rest is the body.
+        let r = parse_response(b"HTTP/1.0 200 OK\r\n\r\nvsock://3:1024").unwrap();
+        assert_eq!(r.body, b"vsock://3:1024");
+    }
+}
