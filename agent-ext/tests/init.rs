@@ -546,3 +546,144 @@ fn as_pid1_signals_the_workload_leaves_at_default_are_dropped_like_for_pid1() {
     kill(init, Signal::SIGUSR1).unwrap();
     assert_eq!(finish(child).status.code(), Some(43));
 }
+
+/// Kernel number of the restore notification (`agent_ext::init::RESTORE_SIGNAL`).
+const RESTORE_SIGNAL: i32 = agent_ext::init::RESTORE_SIGNAL;
+
+/// `unshare(1)` running, as PID 1 of a new pid namespace, a shell that
+/// starts a stand-in for a restored workload (a session leader in its own
+/// mount namespace) and prints its pid, then execs the init in restore mode
+/// keeping only `keep_caps`.
+fn restore_mode_as_pid1(keep_caps: &str, workload: &str) -> Command {
+    let script = format!(
+        "setsid unshare --mount --propagation private sh -c '{workload}' & echo $!; \
+         exec {INIT} --restore --keep-caps {keep_caps} -- original command"
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--mount-proc", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Waits until `pid` runs the init with the restore signal blocked (the
+/// agent does the same before it notifies).
+fn wait_for_restore_mode(pid: Pid) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let blocked = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigBlk:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or(0);
+        if cmdline.starts_with(INIT.as_bytes()) && blocked & (1 << (RESTORE_SIGNAL - 1)) != 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{pid} never entered restore mode"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `sigqueue(pid, RESTORE_SIGNAL, value)`, as kata-cr-agent notifies.
+fn notify(pid: Pid, value: i32) {
+    let sigval = libc::sigval {
+        sival_ptr: value as isize as *mut libc::c_void,
+    };
+    // SAFETY: plain libc call.
+    assert_eq!(
+        unsafe { libc::sigqueue(pid.as_raw(), RESTORE_SIGNAL, sigval) },
+        0
+    );
+}
+
+fn status_field(pid: i32, key: &str) -> String {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string()))
+        .unwrap()
+}
+
+/// The init (child of unshare) and the workload's pid in the namespace.
+fn start_restore_mode(cmd: &mut Command) -> (Child, Pid, i32) {
+    let mut child = cmd.spawn().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let ns_pid: i32 = line.trim().parse().unwrap();
+    let (init_pid, _) = children_of(pid_of(&child))[0];
+    let init = Pid::from_raw(init_pid);
+    wait_for_restore_mode(init);
+    (child, init, ns_pid)
+}
+
+#[test]
+#[ignore = "needs root: runs the init as PID 1 of a new pid namespace"]
+fn restore_mode_adopts_the_workload_joins_its_mounts_and_drops_capabilities() {
+    // CAP_CHOWN (0) and CAP_KILL (5) only.
+    let (child, init, ns_pid) =
+        start_restore_mode(&mut restore_mode_as_pid1("0x21", "exec sleep 30"));
+    let workload = loop {
+        // The workload (unshare exec'ing sh exec'ing sleep) is the init's child.
+        if let Some(&(pid, _)) = children_of(init).first() {
+            if fs::read_to_string(format!("/proc/{pid}/comm")).unwrap() == "sleep\n" {
+                break pid;
+            }
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    let mnt = |pid: i32| fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap();
+    assert_ne!(mnt(init.as_raw()), mnt(workload));
+    // A notification naming a process that is not the init's child (here
+    // the init itself) is ignored; the init keeps waiting.
+    notify(init, 1);
+    thread::sleep(Duration::from_millis(200));
+    assert_ne!(mnt(init.as_raw()), mnt(workload), "adopted a non-child");
+    notify(init, ns_pid);
+    let deadline = Instant::now() + TIMEOUT;
+    while mnt(init.as_raw()) != mnt(workload) {
+        assert!(
+            Instant::now() < deadline,
+            "the init did not join the workload's mounts"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    thread::sleep(Duration::from_millis(50));
+    for key in ["CapEff:", "CapPrm:", "CapBnd:"] {
+        assert_eq!(
+            status_field(init.as_raw(), key),
+            "0000000000000021",
+            "{key}"
+        );
+    }
+    assert_eq!(status_field(init.as_raw(), "CapAmb:"), "0000000000000000");
+    kill(Pid::from_raw(workload), Signal::SIGTERM).unwrap();
+    let out = finish(child);
+    assert_eq!(out.status.code(), Some(128 + 15), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("ignoring restore notification for pid 1"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+#[ignore = "needs root: runs the init as PID 1 of a new pid namespace"]
+fn restore_mode_exits_125_when_the_agent_reports_a_failure() {
+    let (child, init, _) = start_restore_mode(&mut restore_mode_as_pid1("0", "exec sleep 30"));
+    // Signals from outside are dropped while waiting, as for a PID 1 without
+    // handler.
+    kill(init, Signal::SIGTERM).unwrap();
+    thread::sleep(Duration::from_millis(200));
+    notify(init, 0);
+    let out = finish(child);
+    assert_eq!(out.status.code(), Some(125), "{}", out.stderr);
+    assert!(out.stderr.contains("restore failed"), "{}", out.stderr);
+}

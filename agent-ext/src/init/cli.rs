@@ -1,19 +1,48 @@
-//! Command line of the init: `kata-cr-init [<option>...] -- <command> [<arg>...]`.
+//! Command line of the init:
 //!
-//! No option exists yet; everything before `--` is rejected so that options
-//! added later (a restore mode) cannot be mistaken for a command.
+//! ```text
+//! kata-cr-init -- <command> [<arg>...]
+//! kata-cr-init --restore --keep-caps <hex> [--deny-setns] -- <command> [<arg>...]
+//! ```
+//!
+//! Options come before `--`; anything else there is rejected, so that an
+//! option added later cannot be mistaken for a command.
+//!
+//! - `--restore`: [`Mode::Restore`], wait for `kata-cr-agent` to restore the
+//!   workload instead of running the command (kept for `/proc/1/cmdline`).
+//! - `--keep-caps <hex>` (restore mode, required): the capabilities the
+//!   container's original spec granted, as a mask (bit n = capability n,
+//!   `0x` prefix optional). Once the init has joined the restored workload's
+//!   mount namespace, every capability set of the init (effective,
+//!   permitted, inheritable, bounding, ambient) is cut down to it.
+//! - `--deny-setns` (restore mode): after joining, install a seccomp filter
+//!   that fails `setns` with `EPERM` (for a spec whose seccomp profile
+//!   forbade `setns` and was relaxed for the init's one call).
 
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStringExt as _;
 
 use super::Error;
 
-/// What the init does. Each mode is a variant; a restore mode (supervising
-/// a workload CRIU restored instead of forking one) will be another.
+/// What the init does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
     /// Fork and exec the command, forward signals, reap, exit with its status.
     Run(Command),
+    /// Adopt a workload that `kata-cr-agent` restores as the init's child,
+    /// then supervise it as in [`Mode::Run`].
+    Restore(RestoreOptions),
+}
+
+/// Options of [`Mode::Restore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreOptions {
+    /// Capabilities the init keeps once the workload is adopted.
+    pub keep_caps: u64,
+    /// Forbid `setns` with a seccomp filter once the workload is adopted.
+    pub deny_setns: bool,
+    /// The original command (not run).
+    pub command: Command,
 }
 
 /// The workload's command line, ready for `execvp`.
@@ -42,21 +71,49 @@ impl Command {
     }
 }
 
+/// Parses a capability mask: hexadecimal, `0x` prefix optional.
+pub fn parse_caps(text: &str) -> Result<u64, Error> {
+    let digits = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))
+        .unwrap_or(text);
+    if digits.is_empty() || digits.len() > 16 {
+        return Err(Error::Usage(format!("bad capability mask {text:?}")));
+    }
+    u64::from_str_radix(digits, 16)
+        .map_err(|_| Error::Usage(format!("bad capability mask {text:?}")))
+}
+
 /// Parses the arguments after the init's own `argv[0]`.
 pub fn parse<I>(args: I) -> Result<Mode, Error>
 where
     I: IntoIterator<Item = OsString>,
 {
     let mut args = args.into_iter();
-    match args.next() {
-        Some(first) if first == "--" => {}
-        Some(first) => {
-            return Err(Error::Usage(format!(
-                "unknown option {:?}",
-                first.to_string_lossy()
-            )))
+    let mut restore = false;
+    let mut keep_caps = None;
+    let mut deny_setns = false;
+    loop {
+        let Some(arg) = args.next() else {
+            return Err(Error::Usage("missing `--` and command".into()));
+        };
+        match arg.to_str() {
+            Some("--") => break,
+            Some("--restore") => restore = true,
+            Some("--deny-setns") => deny_setns = true,
+            Some("--keep-caps") => {
+                let value = args
+                    .next()
+                    .ok_or_else(|| Error::Usage("--keep-caps needs a value".into()))?;
+                keep_caps = Some(parse_caps(&value.to_string_lossy())?);
+            }
+            _ => {
+                return Err(Error::Usage(format!(
+                    "unknown option {:?}",
+                    arg.to_string_lossy()
+                )))
+            }
         }
-        None => return Err(Error::Usage("missing `--` and command".into())),
     }
     let argv = args
         .map(|arg| {
@@ -66,7 +123,23 @@ where
                 .map_err(|_| Error::Usage("argument contains a NUL byte".into()))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Command::new(argv).map(Mode::Run)
+    let command = Command::new(argv)?;
+    if !restore {
+        if keep_caps.is_some() || deny_setns {
+            return Err(Error::Usage(
+                "--keep-caps and --deny-setns need --restore".into(),
+            ));
+        }
+        return Ok(Mode::Run(command));
+    }
+    let keep_caps = keep_caps.ok_or_else(|| {
+        Error::Usage("--restore needs --keep-caps (the original spec's capabilities)".into())
+    })?;
+    Ok(Mode::Restore(RestoreOptions {
+        keep_caps,
+        deny_setns,
+        command,
+    }))
 }
 
 #[cfg(test)]
@@ -84,7 +157,9 @@ mod tests {
     #[test]
     fn run_mode_keeps_args_verbatim() {
         let mode = parse_strs(&["--", "sh", "-c", "echo -- x", "--"]).unwrap();
-        let Mode::Run(command) = mode;
+        let Mode::Run(command) = mode else {
+            panic!("{mode:?}")
+        };
         assert_eq!(command.argv(), cstrings(&["sh", "-c", "echo -- x", "--"]));
         assert_eq!(command.program().as_bytes(), b"sh");
     }
@@ -92,15 +167,58 @@ mod tests {
     #[test]
     fn non_utf8_args_pass_through() {
         let arg = OsString::from_vec(vec![0xff, b'a']);
-        let Mode::Run(command) = parse([OsString::from("--"), arg]).unwrap();
+        let Mode::Run(command) = parse([OsString::from("--"), arg]).unwrap() else {
+            panic!("not run mode")
+        };
         assert_eq!(command.argv()[0].as_bytes(), [0xff, b'a']);
     }
 
     #[test]
     fn usage_errors() {
-        for args in [&[][..], &["--"][..], &["sh"][..], &["-x", "--", "sh"][..]] {
+        for args in [
+            &[][..],
+            &["--"][..],
+            &["sh"][..],
+            &["-x", "--", "sh"][..],
+            &["--restore", "--", "sh"][..],
+            &["--restore", "--keep-caps", "--", "sh"][..],
+            &["--restore", "--keep-caps", "xyz", "--", "sh"][..],
+            &["--restore", "--keep-caps", "1ffffffffffffffff", "--", "sh"][..],
+            &["--keep-caps", "ff", "--", "sh"][..],
+            &["--deny-setns", "--", "sh"][..],
+            &["--restore", "--keep-caps", "ff"][..],
+        ] {
             let err = parse_strs(args).unwrap_err();
             assert_eq!(err.exit_code(), 120, "{args:?}: {err}");
         }
+    }
+
+    #[test]
+    fn restore_mode_with_caps_and_seccomp() {
+        let mode = parse_strs(&[
+            "--restore",
+            "--keep-caps",
+            "0x00000000a80425fb",
+            "--deny-setns",
+            "--",
+            "sh",
+            "-c",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(
+            mode,
+            Mode::Restore(RestoreOptions {
+                keep_caps: 0xa80425fb,
+                deny_setns: true,
+                command: Command::new(cstrings(&["sh", "-c", "x"])).unwrap(),
+            })
+        );
+        let Mode::Restore(opts) =
+            parse_strs(&["--keep-caps", "0", "--restore", "--", "sh"]).unwrap()
+        else {
+            panic!("not restore mode")
+        };
+        assert_eq!((opts.keep_caps, opts.deny_setns), (0, false));
     }
 }

@@ -15,6 +15,9 @@ pub enum Error {
     Fork(Errno),
     /// Waiting for children or reading the signalfd failed.
     Supervise(&'static str, Errno),
+    /// Restore mode: the restore failed, or adopting the restored workload
+    /// (joining its mount namespace, dropping capabilities) failed.
+    Restore(String),
 }
 
 impl Error {
@@ -25,6 +28,7 @@ impl Error {
             Error::Setup(..) => 121,
             Error::Fork(_) => 122,
             Error::Supervise(..) => 124,
+            Error::Restore(_) => 125,
         }
     }
 }
@@ -32,10 +36,14 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Usage(msg) => write!(f, "{msg}; usage: kata-cr-init -- <command> [<arg>...]"),
+            Error::Usage(msg) => write!(
+                f,
+                "{msg}; usage: kata-cr-init [--restore --keep-caps <hex> [--deny-setns]] -- <command> [<arg>...]"
+            ),
             Error::Setup(what, errno) => write!(f, "{what}: {}", errno.desc()),
             Error::Fork(errno) => write!(f, "fork: {}", errno.desc()),
             Error::Supervise(what, errno) => write!(f, "{what}: {}", errno.desc()),
+            Error::Restore(msg) => write!(f, "restore: {msg}"),
         }
     }
 }
@@ -53,6 +61,7 @@ mod tests {
             Error::Setup("x", Errno::EPERM),
             Error::Fork(Errno::EAGAIN),
             Error::Supervise("x", Errno::EINVAL),
+            Error::Restore(String::new()),
         ];
         let mut codes: Vec<i32> = errors.iter().map(Error::exit_code).collect();
         assert!(codes.iter().all(|c| (120..126).contains(c)));

@@ -21,6 +21,13 @@
 //! - reaps every child; when the workload exits, exits with its status (the
 //!   exit code, or 128+n when killed by signal n).
 //!
+//! In [`Mode::Restore`] (`--restore`) the init forks nothing: it waits for
+//! `kata-cr-agent` to restore the workload with criu as its child, joins the
+//! workload's mount namespace, gives back the capabilities (and `setns`)
+//! lent for that, and supervises the workload as above (see the `restore`
+//! module: notification by [`RESTORE_SIGNAL`], what is verified, what is
+//! dropped). A failed restore ends it with 125.
+//!
 //! Nothing is printed in normal operation. Errors go to stderr prefixed with
 //! `kata-cr-init:` and end the init with one of these exit codes:
 //!
@@ -31,14 +38,17 @@
 //! | 122  | `fork` failed |
 //! | 123  | workload setup before exec failed (`setsid`, terminal, signal mask) |
 //! | 124  | waiting for or receiving signals for the workload failed |
+//! | 125  | restore mode: the restore failed, or adopting the workload failed |
 //! | 126  | exec failed: command not executable (permission denied, bad format...) |
 //! | 127  | exec failed: command not found |
 //!
 //! A workload can exit with these codes too; the message on stderr tells
 //! them apart.
 
+mod caps;
 mod cli;
 mod error;
+mod restore;
 mod signals;
 mod spawn;
 mod supervise;
@@ -46,8 +56,9 @@ mod tty;
 
 use std::io::Write as _;
 
-pub use cli::{Command, Mode};
+pub use cli::{Command, Mode, RestoreOptions};
 pub use error::Error;
+pub use restore::RESTORE_SIGNAL;
 
 /// Name used as prefix of every message.
 const PROG: &str = "kata-cr-init";
@@ -56,6 +67,7 @@ const PROG: &str = "kata-cr-init";
 pub fn main() -> i32 {
     let result = cli::parse(std::env::args_os().skip(1)).and_then(|mode| match mode {
         Mode::Run(command) => run(&command),
+        Mode::Restore(options) => restore(&options),
     });
     match result {
         Ok(code) => code,
@@ -84,6 +96,18 @@ fn run(command: &Command) -> Result<i32, Error> {
         },
     )?;
     supervise::supervise(child, &signals)
+}
+
+/// [`Mode::Restore`]: wait for the agent to restore the workload as our
+/// child, adopt it (see [`restore`](restore::adopt)) and supervise it.
+fn restore(options: &RestoreOptions) -> Result<i32, Error> {
+    if nix::unistd::getpid().as_raw() != 1 {
+        nix::sys::prctl::set_child_subreaper(true)
+            .map_err(|errno| Error::Setup("set child subreaper", errno))?;
+    }
+    let signals = signals::Signals::block_all()?;
+    let workload = restore::adopt(&signals, options.keep_caps, options.deny_setns)?;
+    supervise::supervise(workload, &signals)
 }
 
 /// Writes an error to stderr; a failing stderr is ignored (nothing better

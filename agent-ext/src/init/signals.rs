@@ -48,6 +48,20 @@ impl Mask {
     }
 }
 
+/// One received signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Info {
+    /// Signal number.
+    pub signo: c_int,
+    /// `si_code` (`SI_QUEUE` for `sigqueue`, `SI_USER` for `kill`...).
+    pub code: i32,
+    /// `si_pid` in the init's pid namespace: 0 when the sender is outside
+    /// it (but a `sigqueue` caller may fill it in: not proof of origin).
+    pub pid: i32,
+    /// The integer sent with `sigqueue`.
+    pub value: i32,
+}
+
 /// The init's signal state: all signals blocked, pending ones readable from
 /// `fd`.
 #[derive(Debug)]
@@ -91,6 +105,11 @@ impl Signals {
 
     /// Waits for the next signal and returns its number.
     pub fn next(&self) -> Result<c_int, Error> {
+        self.next_info().map(|info| info.signo)
+    }
+
+    /// Waits for the next signal and returns what the signalfd says of it.
+    pub fn next_info(&self) -> Result<Info, Error> {
         loop {
             // SAFETY: all-zero bytes are a valid signalfd_siginfo.
             let mut info: libc::signalfd_siginfo = unsafe { mem::zeroed() };
@@ -112,8 +131,14 @@ impl Signals {
             if n as usize != size {
                 return Err(Error::Supervise("read signalfd", Errno::EIO));
             }
-            // Signal numbers are small positive ints.
-            return Ok(info.ssi_signo as c_int);
+            // Signal numbers are small positive ints; the other fields are
+            // the kernel's ints stored unsigned.
+            return Ok(Info {
+                signo: info.ssi_signo as c_int,
+                code: info.ssi_code,
+                pid: info.ssi_pid as i32,
+                value: info.ssi_int,
+            });
         }
     }
 }
