@@ -15,6 +15,7 @@
 //! prost) accept numbers as in crictl, and additionally the proto enum names
 //! (`"NODE"`), which the protobuf JSON mapping uses.
 
+use crate::output::camel;
 use k8s_cri::v1::{
     security_profile::ProfileType, ContainerConfig, MountPropagation, NamespaceMode,
     PodSandboxConfig, Protocol,
@@ -144,22 +145,6 @@ fn enum_for(strukt: &str, field: &str) -> Option<EnumFn> {
         ("SecurityProfile", "profile_type") => Some(profile),
         _ => None,
     }
-}
-
-fn camel(snake: &str) -> String {
-    let mut out = String::with_capacity(snake.len());
-    let mut up = false;
-    for c in snake.chars() {
-        if c == '_' {
-            up = true;
-        } else if up {
-            out.extend(c.to_uppercase());
-            up = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 fn lookup<'a>(obj: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
