@@ -343,7 +343,10 @@ mod tests {
         fs::write(via_fd.join("sub/f"), b"z").unwrap();
         fs::remove_dir_all(via_fd.join("sub")).unwrap();
         assert_eq!(d.sync_and_list().unwrap(), ["inventory.img", "pstree.img"]);
-        assert_eq!(d.list_files(false).unwrap(), ["inventory.img", "pstree.img"]);
+        assert_eq!(
+            d.list_files(false).unwrap(),
+            ["inventory.img", "pstree.img"]
+        );
 
         // A second one next to it; the same name again is refused.
         let d2 = ImageDir::create(rootfs.path(), "ckpt-2").unwrap();
