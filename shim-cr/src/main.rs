@@ -9,6 +9,7 @@ mod checkpoint;
 mod config;
 mod containers;
 mod delete;
+mod doctor;
 mod error;
 mod forward;
 mod grouping;
@@ -36,6 +37,10 @@ fn main() {
             Ok(()) => 0,
             Err(_) => 1,
         });
+    }
+    if first.as_deref() == Some("doctor") {
+        let rest: Vec<String> = argv.collect();
+        std::process::exit(doctor::run(&rest));
     }
     let args = match args::ShimArgs::parse(std::env::args().skip(1)) {
         Ok(a) => a,
