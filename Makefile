@@ -3,6 +3,8 @@
 #   make test     every test: format, lints, unit tests, end-to-end suites in the test bed
 #   make bench    benchmarks (figures against vanilla runc, measured in the same run)
 #   make install  binaries and configs onto this host (DESTDIR/PREFIX honoured)
+#   make guest-image ROOTFS_DIR=DIR | GUEST_IMAGE=FILE | GUEST_INITRD=FILE [CRIU_DEBS=DIR]
+#                 criu and kata-cr-agent into a Kata guest (guest-overlay/README.md)
 
 CARGO    ?= cargo
 TARGET   := x86_64-unknown-linux-gnu
@@ -15,7 +17,7 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 TESTBED  := integration/testbed
 
-.PHONY: all build deps fmt-check clippy unit e2e test bench demo install clean
+.PHONY: all build deps fmt-check clippy unit e2e test bench demo install clean guest-image guest-overlay-test
 
 all: build
 
@@ -52,6 +54,14 @@ install: build
 		$(RELEASE)/kata-cr-agent $(DESTDIR)$(PREFIX)/bin/
 	test -e $(DESTDIR)/etc/kata-cr/config.toml || \
 		install -m 0644 configs/kata-cr.toml $(DESTDIR)/etc/kata-cr/config.toml
+
+guest-image: build
+	guest-overlay/build-guest.sh --bins $(RELEASE) $(if $(CRIU_DEBS),--debs $(CRIU_DEBS)) \
+		$(if $(ROOTFS_DIR),--rootfs $(ROOTFS_DIR)) $(if $(GUEST_IMAGE),--image $(GUEST_IMAGE)) \
+		$(if $(GUEST_INITRD),--initrd $(GUEST_INITRD))
+
+guest-overlay-test:
+	bash guest-overlay/tests/build-guest-test.sh
 
 clean:
 	$(CARGO) clean

@@ -1,0 +1,85 @@
+#!/bin/bash
+# build-guest.sh on directories and an initrd, with fake .debs and binaries
+# (no network, no root): layout, the criu wrapper, the systemd wiring, the
+# initrd /sbin/init wrapper, and the criu version gate.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+t=$(mktemp -d)
+trap 'rm -rf "$t"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+mkdeb() { # name version then path=content pairs
+	local name=$1 ver=$2 d="$t/pkg-$1"; shift 2
+	mkdir -p "$d/DEBIAN"
+	printf 'Package: %s\nVersion: %s\nArchitecture: amd64\nMaintainer: t <t@t>\nDescription: fake\n' "$name" "$ver" >"$d/DEBIAN/control"
+	for pc in "$@"; do
+		mkdir -p "$d/$(dirname "${pc%%=*}")"
+		printf '%b' "${pc#*=}" >"$d/${pc%%=*}"
+		chmod 0755 "$d/${pc%%=*}"
+	done
+	dpkg-deb --root-owner-group -b "$d" "$t/debs/${name}_${ver}_amd64.deb" >/dev/null
+	rm -rf "$d"
+}
+mkdir -p "$t/debs" "$t/bins"
+mkdeb criu 4.2.1-1 'usr/sbin/criu=#!/bin/sh\necho "Version: 4.2.1 args=$*"\n'
+mkdeb libc6 2.41-1 'usr/lib64/ld-linux-x86-64.so.2=#!/bin/sh\n[ "$1" = --library-path ] || exit 9\necho "LP=$2"\nshift 2\nexec "$@"\n' \
+	'usr/lib/x86_64-linux-gnu/libc.so.6=x'
+mkdeb libnl-3-200 3.7-1 'usr/lib/x86_64-linux-gnu/libnl-3.so.200=x'
+printf '#!/bin/sh\necho agent\n' >"$t/bins/kata-cr-agent"
+printf '#!/bin/sh\necho init\n' >"$t/bins/kata-cr-init"
+chmod +x "$t/bins/"*
+
+# 1. image-mode rootfs directory
+root="$t/rootfs"
+mkdir -p "$root/sbin" "$root/usr/bin"
+"$here/build-guest.sh" --bins "$t/bins" --debs "$t/debs" --rootfs "$root" >/dev/null
+for f in usr/local/bin/kata-cr-agent usr/local/bin/kata-cr-init usr/local/sbin/criu \
+	etc/systemd/system/kata-cr-agent.service opt/kata-cr/criu/usr/sbin/criu; do
+	[ -x "$root/$f" ] || [ -f "$root/$f" ] || fail "$f missing"
+done
+[ "$(readlink "$root/etc/systemd/system/kata-containers.target.wants/kata-cr-agent.service")" = ../kata-cr-agent.service ] ||
+	fail "unit not wanted by kata-containers.target"
+[ ! -e "$root/etc/systemd/system/multi-user.target.wants/kata-cr-agent.service" ] || fail "wanted by multi-user.target"
+grep -q 'vsock://-1:1029' "$root/etc/systemd/system/kata-cr-agent.service" || fail "unit does not listen on vsock 1029"
+out=$(KATA_CR_CRIU_PREFIX="$root/opt/kata-cr/criu" "$root/usr/local/sbin/criu" --version)
+echo "$out" | grep -q "Version: 4.2.1 args=--version" || fail "criu wrapper: $out"
+echo "$out" | grep -q "LP=$root/opt/kata-cr/criu/usr/lib/x86_64-linux-gnu" || fail "criu library path: $out"
+[ ! -e "$root/sbin/init" ] || fail "image mode must not touch /sbin/init"
+# idempotent
+"$here/build-guest.sh" --bins "$t/bins" --debs "$t/debs" --rootfs "$root" >/dev/null
+
+# 2. a rootfs prepared for an initrd: the agent is /sbin/init
+root2="$t/rootfs-initrd"
+mkdir -p "$root2/sbin" "$root2/usr/bin"
+printf '#!/bin/sh\necho kata-agent "$@"\n' >"$root2/usr/bin/kata-agent"
+chmod +x "$root2/usr/bin/kata-agent"
+ln -s /usr/bin/kata-agent "$root2/sbin/init"
+ROOTFS_DIR="$root2" "$here/build-guest.sh" --bins "$t/bins" --debs "$t/debs" >/dev/null
+cmp -s "$root2/sbin/init" "$here/initrd/kata-cr-init-wrapper" || fail "/sbin/init not wrapped"
+[ "$(cat "$root2/etc/kata-cr/real-init")" = /usr/bin/kata-agent ] || fail "real init not recorded"
+
+# 3. an initrd file, wrapped in place
+if command -v cpio >/dev/null; then
+	r3="$t/initrd-root"
+	mkdir -p "$r3/sbin" "$r3/usr/bin"
+	cp "$root2/usr/bin/kata-agent" "$r3/usr/bin/kata-agent"
+	ln -s /usr/bin/kata-agent "$r3/sbin/init"
+	(cd "$r3" && find . | cpio -H newc -o --quiet | gzip) >"$t/kata.initrd"
+	"$here/build-guest.sh" --bins "$t/bins" --debs "$t/debs" --initrd "$t/kata.initrd" >/dev/null
+	mkdir "$t/x" && (cd "$t/x" && gzip -dc "$t/kata.initrd" | cpio -idm --quiet)
+	cmp -s "$t/x/sbin/init" "$here/initrd/kata-cr-init-wrapper" || fail "initrd /sbin/init not wrapped"
+	[ -x "$t/x/usr/local/sbin/criu" ] || fail "initrd lacks criu"
+else
+	echo "SKIP initrd file case: cpio not installed"
+fi
+
+# 4. criu older than 4.1 is refused
+rm "$t/debs"/criu_*.deb
+mkdeb criu 4.0-1 'usr/sbin/criu=#!/bin/sh\n'
+if "$here/build-guest.sh" --bins "$t/bins" --debs "$t/debs" --rootfs "$t/rootfs3" 2>"$t/err"; then
+	fail "criu 4.0 accepted"
+fi
+mkdir -p "$t/rootfs3"
+"$here/build-guest.sh" --bins "$t/bins" --debs "$t/debs" --rootfs "$t/rootfs3" 2>"$t/err" && fail "criu 4.0 accepted"
+grep -q "needs criu 4.1" "$t/err" || fail "version error: $(cat "$t/err")"
+echo "build-guest tests: ok"
