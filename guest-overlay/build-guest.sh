@@ -104,7 +104,7 @@ install_into() {
 	rm -rf "${root:?}$PREFIX"
 	mkdir -p "$root$PREFIX" "$root/usr/local/sbin" "$root/usr/local/bin" "$root/etc/kata-cr"
 	cp -a "$stage/." "$root$PREFIX/"
-	rm -rf "$stage"
+	rm -rf "$stage" "$root$PREFIX/usr/share" # docs, man pages, lintian: nothing criu reads
 	echo "$v" >"$root$PREFIX/VERSION"
 	cat >"$root/usr/local/sbin/criu" <<EOF
 #!/bin/sh

@@ -82,4 +82,13 @@ fi
 mkdir -p "$t/rootfs3"
 "$here/build-guest.sh" --bins "$t/bins" --debs "$t/debs" --rootfs "$t/rootfs3" 2>"$t/err" && fail "criu 4.0 accepted"
 grep -q "needs criu 4.1" "$t/err" || fail "version error: $(cat "$t/err")"
+# 5. optional: real criu .debs (CRIU_DEBS=DIR, e.g. from a previous
+# make guest-image): criu must run through its bundled loader here.
+if [ -n "${CRIU_DEBS:-}" ]; then
+	mkdir -p "$t/real"
+	"$here/build-guest.sh" --bins "$t/bins" --debs "$CRIU_DEBS" --rootfs "$t/real" >/dev/null
+	v=$(KATA_CR_CRIU_PREFIX="$t/real/opt/kata-cr/criu" "$t/real/usr/local/sbin/criu" --version)
+	echo "$v" | grep -q '^Version: 4\.' || fail "real criu: $v"
+	echo "real criu: $v"
+fi
 echo "build-guest tests: ok"
