@@ -186,9 +186,71 @@ pub fn freezer_of(proc_root: &Path, pid: i32) -> Result<Option<Freezer>> {
     Ok(find_freezer(&cg, &mi).filter(|f| f.dir().is_dir()))
 }
 
+/// Every cgroup directory `proc_cgroup` names that the daemon's mountinfo
+/// has mounted (one per v1 hierarchy, plus the v2 one), deduplicated.
+pub fn find_all(proc_cgroup: &str, mountinfo: &str) -> Vec<PathBuf> {
+    let mounts = cgroup_mounts(mountinfo);
+    let mut dirs = Vec::new();
+    for m in memberships(proc_cgroup) {
+        let mount = if m.controllers.is_empty() {
+            mounts.iter().find(|mt| mt.v2)
+        } else {
+            mounts.iter().find(|mt| {
+                !mt.v2
+                    && m.controllers
+                        .split(',')
+                        .all(|c| mt.options.split(',').any(|o| o == c))
+            })
+        };
+        if let Some(dir) = mount.and_then(|mt| under_mount(mt, m.path)) {
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+    }
+    dirs
+}
+
+/// The `cgroup.procs` files of every cgroup of `pid` the daemon can see: a
+/// process that writes `0` to each joins `pid`'s cgroups.
+pub fn procs_files_of(proc_root: &Path, pid: i32) -> Result<Vec<PathBuf>> {
+    let cg_path = proc_root.join(pid.to_string()).join("cgroup");
+    let cg = fs::read_to_string(&cg_path)
+        .map_err(|e| Error::io(format!("reading {}", cg_path.display()), e))?;
+    let mi_path = proc_root.join("self").join("mountinfo");
+    let mi = fs::read_to_string(&mi_path)
+        .map_err(|e| Error::io(format!("reading {}", mi_path.display()), e))?;
+    Ok(find_all(&cg, &mi)
+        .into_iter()
+        .map(|d| d.join("cgroup.procs"))
+        .filter(|f| f.exists())
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_hierarchy_of_a_process() {
+        let mi = "\
+30 24 0:26 / /sys/fs/cgroup/freezer rw,relatime - cgroup cgroup rw,freezer
+31 24 0:27 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+32 24 0:28 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
+33 24 0:29 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+        let cg = "4:freezer:/default/c1\n3:cpu,cpuacct:/default/c1\n\
+                  2:name=systemd:/x\n1:memory:/unmounted\n0::/u\n";
+        assert_eq!(
+            find_all(cg, mi),
+            [
+                PathBuf::from("/sys/fs/cgroup/freezer/default/c1"),
+                PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/default/c1"),
+                PathBuf::from("/sys/fs/cgroup/systemd/x"),
+                PathBuf::from("/sys/fs/cgroup/unified/u"),
+            ]
+        );
+    }
 
     const MOUNTINFO_V1: &str = "\
 24 1 0:21 / /sys/fs/cgroup rw,relatime - tmpfs cgroup rw,mode=755

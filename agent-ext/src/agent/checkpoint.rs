@@ -94,7 +94,8 @@ pub async fn checkpoint(daemon: &Daemon, req: CheckpointRequest) -> Result<Check
             &args,
             ChildSetup {
                 join,
-                keep_fd: Some(images.fd()),
+                keep_fds: vec![images.fd()],
+                ..Default::default()
             },
         )
         .await;

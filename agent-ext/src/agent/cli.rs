@@ -5,6 +5,9 @@
 //! kata-cr-agent ctl [--addr ADDR] capabilities
 //! kata-cr-agent ctl [--addr ADDR] checkpoint --id ID --rootfs PATH --image-dir NAME
 //!                   [--kill] [--tcp-established] [--file-locks] [--ext-unix-sk]
+//! kata-cr-agent ctl [--addr ADDR] restore --id ID --rootfs PATH --image-dir NAME
+//!                   [--tcp-established] [--tcp-close] [--file-locks] [--ext-unix-sk]
+//! kata-cr-agent pidns-exec --pidns-fd N -- PROG [ARG...]   (the daemon's own helper)
 //! ```
 //! `ADDR` is `unix:///path` or `vsock://CID:PORT` (default
 //! `unix:///run/kata-cr/agent.sock`). `ctl checkpoint` leaves the workload
@@ -35,6 +38,14 @@ pub enum Mode {
     },
     /// Print usage.
     Help,
+    /// The daemon's helper that runs criu restore in a pid namespace
+    /// ([`super::pidns`]).
+    PidnsExec {
+        /// Descriptor open on the pid namespace.
+        pidns_fd: i32,
+        /// Program and arguments.
+        argv: Vec<String>,
+    },
 }
 
 /// A `ctl` call.
@@ -44,6 +55,8 @@ pub enum Call {
     Capabilities,
     /// `Checkpoint`.
     Checkpoint(api::CheckpointRequest),
+    /// `Restore`.
+    Restore(api::RestoreRequest),
 }
 
 impl PartialEq for Config {
@@ -59,6 +72,8 @@ usage: kata-cr-agent [--listen ADDR] [--criu PATH] [--work-dir DIR] [--keep N]
        kata-cr-agent ctl [--addr ADDR] capabilities
        kata-cr-agent ctl [--addr ADDR] checkpoint --id ID --rootfs PATH --image-dir NAME
                          [--kill] [--tcp-established] [--file-locks] [--ext-unix-sk]
+       kata-cr-agent ctl [--addr ADDR] restore --id ID --rootfs PATH --image-dir NAME
+                         [--tcp-established] [--tcp-close] [--file-locks] [--ext-unix-sk]
 ADDR: unix:///path or vsock://CID:PORT (default unix:///run/kata-cr/agent.sock;
       in a Kata guest listen on vsock://-1:1029)";
 
@@ -72,6 +87,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Mode, String> {
     if args.peek().map(String::as_str) == Some("ctl") {
         args.next();
         return parse_ctl(args);
+    }
+    if args.peek().map(String::as_str) == Some("pidns-exec") {
+        args.next();
+        return parse_pidns_exec(args);
     }
     let mut config = Config::default();
     let mut listen = listen::parse(api::DEFAULT_HOST_ADDRESS)?;
@@ -92,6 +111,23 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Mode, String> {
     Ok(Mode::Serve { config, listen })
 }
 
+fn parse_pidns_exec(mut args: impl Iterator<Item = String>) -> Result<Mode, String> {
+    if args.next().as_deref() != Some("--pidns-fd") {
+        return Err("pidns-exec needs --pidns-fd N".into());
+    }
+    let pidns_fd = value(&mut args, "--pidns-fd")?
+        .parse()
+        .map_err(|_| "--pidns-fd needs a number".to_string())?;
+    if args.next().as_deref() != Some("--") {
+        return Err("pidns-exec needs -- before the program".into());
+    }
+    let argv: Vec<String> = args.collect();
+    if argv.is_empty() {
+        return Err("pidns-exec needs a program".into());
+    }
+    Ok(Mode::PidnsExec { pidns_fd, argv })
+}
+
 fn parse_ctl(mut args: impl Iterator<Item = String>) -> Result<Mode, String> {
     let mut addr = api::DEFAULT_HOST_ADDRESS.to_string();
     let verb = loop {
@@ -99,7 +135,7 @@ fn parse_ctl(mut args: impl Iterator<Item = String>) -> Result<Mode, String> {
             Some("--addr") => addr = value(&mut args, "--addr")?,
             Some("-h" | "--help") => return Ok(Mode::Help),
             Some(verb) => break verb.to_string(),
-            None => return Err("ctl needs a verb: capabilities or checkpoint".into()),
+            None => return Err("ctl needs a verb: capabilities, checkpoint or restore".into()),
         }
     };
     let call = match verb.as_str() {
@@ -125,6 +161,22 @@ fn parse_ctl(mut args: impl Iterator<Item = String>) -> Result<Mode, String> {
                 }
             }
             Call::Checkpoint(req)
+        }
+        "restore" => {
+            let mut req = api::RestoreRequest::new();
+            while let Some(arg) = args.next() {
+                match arg.as_str() {
+                    "--id" => req.container_id = value(&mut args, &arg)?,
+                    "--rootfs" => req.rootfs = value(&mut args, &arg)?,
+                    "--image-dir" => req.image_dir = value(&mut args, &arg)?,
+                    "--tcp-established" => req.tcp_established = true,
+                    "--tcp-close" => req.tcp_close = true,
+                    "--file-locks" => req.file_locks = true,
+                    "--ext-unix-sk" => req.ext_unix_sk = true,
+                    other => return Err(format!("unknown argument {other:?}")),
+                }
+            }
+            Call::Restore(req)
         }
         other => return Err(format!("unknown ctl verb {other:?}")),
     };
@@ -157,6 +209,12 @@ pub async fn ctl(addr: &str, call: Call) -> i32 {
             println!("criu_log_path: {}", r.criu_log_path);
             println!("duration_ms: {}", r.duration_ms);
             println!("files: {}", r.files.join(" "));
+        }),
+        Call::Restore(req) => client.restore(api::context(), &req).await.map(|r| {
+            println!("pid: {}", r.pid);
+            println!("host_pid: {}", r.host_pid);
+            println!("criu_log_path: {}", r.criu_log_path);
+            println!("duration_ms: {}", r.duration_ms);
         }),
     };
     match result {
@@ -209,6 +267,20 @@ mod tests {
     }
 
     #[test]
+    fn pidns_exec_helper() {
+        assert_eq!(
+            p("pidns-exec --pidns-fd 7 -- criu restore -v4").unwrap(),
+            Mode::PidnsExec {
+                pidns_fd: 7,
+                argv: vec!["criu".into(), "restore".into(), "-v4".into()]
+            }
+        );
+        assert!(p("pidns-exec --pidns-fd 7 --").is_err());
+        assert!(p("pidns-exec --pidns-fd x -- criu").is_err());
+        assert!(p("pidns-exec criu").is_err());
+    }
+
+    #[test]
     fn ctl_calls() {
         assert_eq!(
             p("ctl capabilities").unwrap(),
@@ -225,7 +297,25 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        match p("ctl restore --id c2 --rootfs /r2 --image-dir img --tcp-close").unwrap() {
+            Mode::Ctl {
+                call: Call::Restore(req),
+                ..
+            } => {
+                assert_eq!(
+                    (
+                        req.container_id.as_str(),
+                        req.rootfs.as_str(),
+                        req.image_dir.as_str()
+                    ),
+                    ("c2", "/r2", "img")
+                );
+                assert!(req.tcp_close && !req.tcp_established);
+            }
+            other => panic!("{other:?}"),
+        }
         assert!(p("ctl").is_err());
-        assert!(p("ctl restore").is_err());
+        assert!(p("ctl restore --kill").is_err());
+        assert!(p("ctl frobnicate").is_err());
     }
 }

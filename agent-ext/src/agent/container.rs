@@ -79,6 +79,71 @@ pub fn children(proc_root: &Path, pid: i32) -> Result<Vec<i32>> {
 
 /// Finds the container whose root is `rootfs`.
 pub fn find(proc_root: &Path, rootfs: &Path) -> Result<Container> {
+    let init = find_init(proc_root, rootfs)?;
+    let leaders: Vec<i32> = children(proc_root, init)?
+        .into_iter()
+        .filter(|&child| stat(proc_root, child).is_some_and(|s| s.session == child))
+        .collect();
+    match leaders.as_slice() {
+        [] => Err(Error::NotFound(format!(
+            "the kata-cr init (pid {init}) of rootfs {} has no workload (no session-leader child): it has exited",
+            rootfs.display()
+        ))),
+        [workload] => Ok(Container { init, workload: *workload }),
+        many => Err(Error::FailedPrecondition(format!(
+            "the kata-cr init (pid {init}) of rootfs {} has several session-leader children {many:?}",
+            rootfs.display()
+        ))),
+    }
+}
+
+/// Whether an init's `/proc/<pid>/cmdline` has `--restore` among its own
+/// options (before `--`).
+pub fn is_restore_mode(cmdline: &[u8]) -> bool {
+    cmdline
+        .split(|&b| b == 0)
+        .skip(1)
+        .take_while(|arg| *arg != b"--")
+        .any(|arg| arg == b"--restore")
+}
+
+/// Finds the init of the container whose root is `rootfs`, which must be
+/// waiting in restore mode (`--restore`, no child yet).
+pub fn find_restoring(proc_root: &Path, rootfs: &Path) -> Result<i32> {
+    let init = find_init(proc_root, rootfs)?;
+    let cmdline = fs::read(proc_root.join(init.to_string()).join("cmdline"))
+        .map_err(|e| Error::io(format!("reading the cmdline of the init {init}"), e))?;
+    if !is_restore_mode(&cmdline) {
+        return Err(Error::FailedPrecondition(format!(
+            "the kata-cr init (pid {init}) of rootfs {} is not in restore mode (no --restore)",
+            rootfs.display()
+        )));
+    }
+    let kids = children(proc_root, init)?;
+    if !kids.is_empty() {
+        return Err(Error::FailedPrecondition(format!(
+            "the kata-cr init (pid {init}) of rootfs {} already has children {kids:?}: \
+             restored already, or something runs in the container",
+            rootfs.display()
+        )));
+    }
+    Ok(init)
+}
+
+/// The pid of `pid` in its innermost pid namespace (last `NSpid` field).
+pub fn ns_pid(proc_root: &Path, pid: i32) -> Option<i32> {
+    let status = fs::read_to_string(proc_root.join(pid.to_string()).join("status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))?
+        .split_whitespace()
+        .last()?
+        .parse()
+        .ok()
+}
+
+/// The kata-cr init whose root is `rootfs`.
+pub fn find_init(proc_root: &Path, rootfs: &Path) -> Result<i32> {
     let root = fs::metadata(rootfs).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => {
             Error::NotFound(format!("rootfs {} does not exist", rootfs.display()))
@@ -121,34 +186,14 @@ pub fn find(proc_root: &Path, rootfs: &Path) -> Result<Container> {
         .copied()
         .filter(|&pid| stat(proc_root, pid).is_none_or(|s| !inits.contains(&s.ppid)))
         .collect();
-    let init = match candidates.as_slice() {
-        [] => {
-            return Err(Error::NotFound(format!(
-                "no kata-cr container (a process {INIT_PATH} with its root at {}) is running",
-                rootfs.display()
-            )))
-        }
-        [one] => *one,
-        many => {
-            return Err(Error::FailedPrecondition(format!(
-                "several kata-cr inits have their root at {}: pids {many:?}",
-                rootfs.display()
-            )))
-        }
-    };
-
-    let leaders: Vec<i32> = children(proc_root, init)?
-        .into_iter()
-        .filter(|&child| stat(proc_root, child).is_some_and(|s| s.session == child))
-        .collect();
-    match leaders.as_slice() {
+    match candidates.as_slice() {
         [] => Err(Error::NotFound(format!(
-            "the kata-cr init (pid {init}) of rootfs {} has no workload (no session-leader child): it has exited",
+            "no kata-cr container (a process {INIT_PATH} with its root at {}) is running",
             rootfs.display()
         ))),
-        [workload] => Ok(Container { init, workload: *workload }),
+        [one] => Ok(*one),
         many => Err(Error::FailedPrecondition(format!(
-            "the kata-cr init (pid {init}) of rootfs {} has several session-leader children {many:?}",
+            "several kata-cr inits have their root at {}: pids {many:?}",
             rootfs.display()
         ))),
     }
@@ -325,8 +370,39 @@ mod tests {
     }
 
     #[test]
+    fn restore_mode_is_an_option_before_the_command() {
+        assert!(is_restore_mode(
+            b"/.kata-cr/init\0--restore\0--keep-caps\0ff\0--\0sh\0"
+        ));
+        assert!(!is_restore_mode(b"/.kata-cr/init\0--\0sh\0--restore\0"));
+        assert!(!is_restore_mode(b"/.kata-cr/init\0--\0sh\0"));
+    }
+
+    #[test]
+    fn finds_a_restoring_init_and_refuses_others() {
+        let rootfs = tempfile::tempdir().unwrap();
+        let proc = FakeProc::new();
+        let argv = [INIT_PATH, "--restore", "--keep-caps", "ff", "--", "sh"];
+        proc.add(20, 1, 20, &argv, rootfs.path(), &[]);
+        assert_eq!(find_restoring(proc.path(), rootfs.path()).unwrap(), 20);
+
+        let running = tempfile::tempdir().unwrap();
+        proc.add(30, 1, 30, &[INIT_PATH, "--", "sh"], running.path(), &[31]);
+        proc.add(31, 30, 31, &["sh"], running.path(), &[]);
+        let err = find_restoring(proc.path(), running.path()).unwrap_err();
+        assert!(err.to_string().contains("not in restore mode"), "{err}");
+
+        let busy = tempfile::tempdir().unwrap();
+        proc.add(40, 1, 40, &argv, busy.path(), &[41]);
+        proc.add(41, 40, 41, &["sh"], busy.path(), &[]);
+        let err = find_restoring(proc.path(), busy.path()).unwrap_err();
+        assert!(err.to_string().contains("already has children"), "{err}");
+    }
+
+    #[test]
     fn real_proc_self_is_alive_and_has_namespaces() {
         let me = std::process::id() as i32;
+        assert_eq!(ns_pid(Path::new("/proc"), me), Some(me));
         assert!(is_alive(Path::new("/proc"), me));
         assert!(ns_inode(Path::new("/proc"), "self", "pid").unwrap() > 0);
     }

@@ -117,6 +117,86 @@ impl DumpArgs {
     }
 }
 
+/// What `criu restore` is asked to do (see [`RestoreArgs::args`]): the
+/// counterpart of [`DumpArgs`], run from inside the container's pid
+/// namespace (see [`ChildSetup::pidns`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreArgs {
+    /// `--images-dir`.
+    pub images_dir: PathBuf,
+    /// `--work-dir`.
+    pub work_dir: PathBuf,
+    /// `--log-file` (absolute).
+    pub log_file: PathBuf,
+    /// `--pidfile`: criu writes the restored root's pid, in criu's (the
+    /// container's) pid namespace.
+    pub pidfile: PathBuf,
+    /// `--root`: the container's rootfs as the daemon sees it.
+    pub root: PathBuf,
+    /// Descriptor criu inherits open on the container's pid namespace.
+    pub pidns_fd: i32,
+    /// Descriptor criu inherits open on the container's network namespace,
+    /// when it was external at dump.
+    pub netns_fd: Option<i32>,
+    /// `--tcp-established`.
+    pub tcp_established: bool,
+    /// `--tcp-close`.
+    pub tcp_close: bool,
+    /// `--file-locks`.
+    pub file_locks: bool,
+    /// `--ext-unix-sk`.
+    pub ext_unix_sk: bool,
+}
+
+impl RestoreArgs {
+    /// The argument vector after `criu`.
+    pub fn args(&self) -> Vec<OsString> {
+        let mut a: Vec<OsString> = Vec::new();
+        let mut push = |s: &str| a.push(s.into());
+        push("restore");
+        push("--images-dir");
+        push(&self.images_dir.to_string_lossy());
+        push("--work-dir");
+        push(&self.work_dir.to_string_lossy());
+        push("--log-file");
+        push(&self.log_file.to_string_lossy());
+        push("-v4");
+        // criu exits once the tree runs; the tree's root is then reparented
+        // to the init of criu's pid namespace: the container's init.
+        push("--restore-detached");
+        push("--pidfile");
+        push(&self.pidfile.to_string_lossy());
+        push("--root");
+        push(&self.root.to_string_lossy());
+        push("--inherit-fd");
+        push(&format!("fd[{}]:{EXT_PID_KEY}", self.pidns_fd));
+        if let Some(fd) = self.netns_fd {
+            push("--inherit-fd");
+            push(&format!("fd[{fd}]:{EXT_NET_KEY}"));
+        }
+        push("--ext-mount-map");
+        push(&format!("{EXT_ROOT_KEY}:{}", self.root.to_string_lossy()));
+        push("--ext-mount-map");
+        push("auto");
+        // The container's runtime made its cgroups; criu's helper joined
+        // them before criu started, and the tree stays there.
+        push("--manage-cgroups=ignore");
+        if self.tcp_established {
+            push("--tcp-established");
+        }
+        if self.tcp_close {
+            push("--tcp-close");
+        }
+        if self.file_locks {
+            push("--file-locks");
+        }
+        if self.ext_unix_sk {
+            push("--ext-unix-sk");
+        }
+        a
+    }
+}
+
 /// How criu ended, with what it printed.
 #[derive(Debug)]
 pub struct Outcome {
@@ -180,14 +260,20 @@ pub fn failure_message(what: &str, outcome: &Outcome, log: &str, log_path: &Path
     msg
 }
 
-/// Namespaces the criu child joins before exec, and a descriptor it
-/// inherits under the same number.
+/// Namespaces and cgroups the criu child joins before exec, and
+/// descriptors it inherits under the same numbers.
 #[derive(Default)]
 pub struct ChildSetup<'a> {
     /// Namespace files (`/proc/<pid>/ns/uts`...) to `setns` into.
     pub join: Vec<File>,
-    /// Descriptor to keep open across exec (the images directory).
-    pub keep_fd: Option<BorrowedFd<'a>>,
+    /// Descriptors to keep open across exec (images directory, namespaces).
+    pub keep_fds: Vec<BorrowedFd<'a>>,
+    /// `cgroup.procs` files to write `0` to (join those cgroups).
+    pub cgroup_procs: Vec<PathBuf>,
+    /// Run criu as a process of this pid namespace: through the daemon's own
+    /// executable (`kata-cr-agent pidns-exec`, see [`super::pidns`]), which
+    /// joins it and starts criu there with a high pid and its own `/proc`.
+    pub pidns: Option<BorrowedFd<'a>>,
 }
 
 impl Criu {
@@ -201,26 +287,62 @@ impl Criu {
         &self.path
     }
 
+    /// The program and arguments that run criu with `args` under `setup`.
+    pub fn command_line(&self, args: &[OsString], setup: &ChildSetup<'_>) -> Result<Vec<OsString>> {
+        let mut argv: Vec<OsString> = Vec::new();
+        if let Some(fd) = setup.pidns {
+            let helper = std::env::current_exe()
+                .map_err(|e| Error::io("finding the daemon's executable", e))?;
+            argv.push(helper.into());
+            argv.push("pidns-exec".into());
+            argv.push("--pidns-fd".into());
+            argv.push(fd.as_raw_fd().to_string().into());
+            argv.push("--".into());
+        }
+        argv.push(self.path.clone().into());
+        argv.extend(args.iter().cloned());
+        Ok(argv)
+    }
+
     /// Runs criu with `args` and waits for it.
     pub async fn run(&self, args: &[OsString], setup: ChildSetup<'_>) -> Result<Outcome> {
-        let mut cmd = tokio::process::Command::new(&self.path);
-        cmd.args(args)
+        let argv = self.command_line(args, &setup)?;
+        let mut cmd = tokio::process::Command::new(&argv[0]);
+        cmd.args(&argv[1..])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(false);
         let ns_fds: Vec<i32> = setup.join.iter().map(|f| f.as_raw_fd()).collect();
-        let keep = setup.keep_fd.map(|fd| fd.as_raw_fd());
+        let mut keep: Vec<i32> = setup.keep_fds.iter().map(|fd| fd.as_raw_fd()).collect();
+        keep.extend(setup.pidns.map(|fd| fd.as_raw_fd()));
+        let procs: Vec<std::ffi::CString> = setup
+            .cgroup_procs
+            .iter()
+            .map(|p| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| Error::io("cgroup path", std::io::Error::other(e)))?;
         // SAFETY: the closure runs in the forked child before exec and only
-        // makes async-signal-safe system calls (setns, fcntl).
+        // makes async-signal-safe system calls (setns, fcntl, open, write).
         unsafe {
             cmd.pre_exec(move || {
+                for path in &procs {
+                    let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                    if fd < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    let n = libc::write(fd, b"0".as_ptr().cast(), 1);
+                    libc::close(fd);
+                    if n != 1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 for &fd in &ns_fds {
                     if libc::setns(fd, 0) != 0 {
                         return Err(std::io::Error::last_os_error());
                     }
                 }
-                if let Some(fd) = keep {
+                for &fd in &keep {
                     let flags = libc::fcntl(fd, libc::F_GETFD);
                     if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
                         return Err(std::io::Error::last_os_error());
@@ -305,6 +427,47 @@ mod tests {
              --link-remap --manage-cgroups=ignore \
              --freeze-cgroup /sys/fs/cgroup/freezer/default/c1 --leave-running"
         );
+    }
+
+    #[test]
+    fn restore_args_mirror_the_dump() {
+        let a = RestoreArgs {
+            images_dir: "/proc/self/fd/9".into(),
+            work_dir: "/run/kata-cr/work/op".into(),
+            log_file: "/run/kata-cr/work/op/restore.log".into(),
+            pidfile: "/run/kata-cr/work/op/restore.pid".into(),
+            root: "/run/c/rootfs".into(),
+            pidns_fd: 10,
+            netns_fd: Some(11),
+            tcp_established: false,
+            tcp_close: true,
+            file_locks: false,
+            ext_unix_sk: false,
+        };
+        let s = a
+            .args()
+            .iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert_eq!(
+            s,
+            "restore --images-dir /proc/self/fd/9 --work-dir /run/kata-cr/work/op \
+             --log-file /run/kata-cr/work/op/restore.log -v4 --restore-detached \
+             --pidfile /run/kata-cr/work/op/restore.pid --root /run/c/rootfs \
+             --inherit-fd fd[10]:extpid --inherit-fd fd[11]:extnet \
+             --ext-mount-map rootfs:/run/c/rootfs --ext-mount-map auto \
+             --manage-cgroups=ignore --tcp-close"
+        );
+        let no_net = RestoreArgs {
+            netns_fd: None,
+            tcp_close: false,
+            ..a
+        }
+        .args();
+        assert!(!no_net
+            .iter()
+            .any(|x| x.to_string_lossy().contains("extnet")));
     }
 
     #[test]
@@ -409,7 +572,8 @@ mod tests {
                 &["-c".into(), script.into()],
                 ChildSetup {
                     join,
-                    keep_fd: Some(std::os::fd::AsFd::as_fd(&fd)),
+                    keep_fds: vec![std::os::fd::AsFd::as_fd(&fd)],
+                    ..Default::default()
                 },
             )
             .await

@@ -165,6 +165,61 @@ impl ImageDir {
         })
     }
 
+    /// Opens the existing `<rootfs>/.kata-cr/<name>/` (images staged for a
+    /// restore), with the same checks as [`ImageDir::create`]; `NotFound`
+    /// when it does not exist.
+    pub fn open(rootfs: &Path, name: &str) -> Result<Self> {
+        validate_name(name)?;
+        if !rootfs.is_absolute() {
+            return Err(Error::InvalidArgument(format!(
+                "rootfs {:?} is not an absolute path",
+                rootfs
+            )));
+        }
+        let root = nix::fcntl::open(
+            rootfs,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            Errno::ENOENT => Error::NotFound(format!("rootfs {} does not exist", rootfs.display())),
+            Errno::ELOOP | Errno::ENOTDIR => {
+                Error::InvalidArgument(format!("rootfs {} is not a directory", rootfs.display()))
+            }
+            e => Error::io(format!("open {}", rootfs.display()), e),
+        })?;
+        let kata_path = rootfs.join(KATA_DIR);
+        let path = kata_path.join(name);
+        let missing = |e: Errno, shown: &Path| match e {
+            Errno::ENOENT => Error::NotFound(format!("{} does not exist", shown.display())),
+            Errno::ELOOP | Errno::ENOTDIR | Errno::EXDEV => Error::InvalidArgument(format!(
+                "{} is not a directory (a symlink or another kind of file): refusing to use it",
+                shown.display()
+            )),
+            e => Error::io(format!("open {}", shown.display()), e),
+        };
+        let kata_dir = open_dir_beneath(root.as_fd(), OsStr::new(KATA_DIR))
+            .map_err(|e| missing(e, &kata_path))?;
+        let dir =
+            open_dir_beneath(kata_dir.as_fd(), OsStr::new(name)).map_err(|e| missing(e, &path))?;
+        let st = nix::sys::stat::fstat(&dir)
+            .map_err(|e| Error::io(format!("stat {}", path.display()), e))?;
+        let me = nix::unistd::geteuid().as_raw();
+        if st.st_uid != me {
+            return Err(Error::InvalidArgument(format!(
+                "{} is owned by uid {}, not {me}: refusing to use it",
+                path.display(),
+                st.st_uid
+            )));
+        }
+        Ok(ImageDir {
+            path,
+            name: OsString::from(name),
+            kata_dir,
+            dir,
+        })
+    }
+
     /// `<rootfs>/.kata-cr/<name>` as the daemon sees it (for messages and
     /// replies only: never opened by this path).
     pub fn path(&self) -> &Path {
@@ -300,6 +355,24 @@ mod tests {
     use std::os::unix::fs::{symlink, MetadataExt as _, PermissionsExt as _};
 
     use super::*;
+
+    #[test]
+    fn open_finds_staged_images_and_refuses_symlinks() {
+        let rootfs = tempfile::tempdir().unwrap();
+        let err = ImageDir::open(rootfs.path(), "img").unwrap_err();
+        assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+        let made = ImageDir::create(rootfs.path(), "img").unwrap();
+        fs::write(made.path().join("inventory.img"), b"x").unwrap();
+        drop(made);
+        let d = ImageDir::open(rootfs.path(), "img").unwrap();
+        assert_eq!(d.list_files(false).unwrap(), ["inventory.img"]);
+        d.remove().unwrap();
+        assert!(!rootfs.path().join(".kata-cr/img").exists());
+        let outside = tempfile::tempdir().unwrap();
+        symlink(outside.path(), rootfs.path().join(".kata-cr/evil")).unwrap();
+        let err = ImageDir::open(rootfs.path(), "evil").unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+    }
 
     #[test]
     fn names() {

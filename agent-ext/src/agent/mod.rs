@@ -3,12 +3,13 @@
 //! It serves [`crate::api`] (`katacr.agent.v1.Agent`) over ttrpc, on a vsock
 //! port in a Kata guest or a unix socket in host mode, and drives criu on
 //! the containers it finds through `/proc`. One verb per file:
-//! [`capabilities`], [`checkpoint`] (restore comes as `restore.rs` with the
-//! next API revision); shared pieces: [`criu`] (running criu, its
+//! [`capabilities`], [`checkpoint`], [`restore`]; shared pieces: [`criu`] (running criu, its
 //! arguments and log), [`container`] (finding a container's init and
 //! workload), [`cgroup`] (the freezer), [`images`] (the image directory in
 //! the rootfs, symlink-safe), [`workdir`] (per-operation logs), [`listen`]
-//! (sockets), [`cli`] (command line, including the `ctl` client).
+//! (sockets), [`pidns`] (the helper that starts criu restore inside a
+//! container's pid namespace), [`cli`] (command line, including the `ctl`
+//! client).
 //!
 //! Operations on one container are serialized: a second one while the
 //! first runs is refused with `ABORTED` ("... already in progress"), not
@@ -24,6 +25,8 @@ pub mod criu;
 pub mod error;
 pub mod images;
 pub mod listen;
+pub mod pidns;
+pub mod restore;
 pub mod workdir;
 
 use std::collections::HashSet;
@@ -165,6 +168,24 @@ impl api::Agent for Service {
                 tracing::warn!(%id, code = ?e.code(), error = %e, "Checkpoint failed");
                 e.into()
             })
+    }
+
+    async fn restore(
+        &self,
+        _ctx: &ttrpc::r#async::TtrpcContext,
+        req: api::RestoreRequest,
+    ) -> ttrpc::Result<api::RestoreResponse> {
+        tracing::info!(
+            id = %req.container_id,
+            rootfs = %req.rootfs,
+            image_dir = %req.image_dir,
+            "Restore"
+        );
+        let id = req.container_id.clone();
+        restore::restore(&self.daemon, req).await.map_err(|e| {
+            tracing::warn!(%id, code = ?e.code(), error = %e, "Restore failed");
+            e.into()
+        })
     }
 }
 

@@ -30,12 +30,15 @@ pub mod agent_ttrpc {
 
 use std::time::Duration;
 
-pub use agent::{CapabilitiesRequest, CapabilitiesResponse, CheckpointRequest, CheckpointResponse};
+pub use agent::{
+    CapabilitiesRequest, CapabilitiesResponse, CheckpointRequest, CheckpointResponse,
+    RestoreRequest, RestoreResponse,
+};
 pub use agent_ttrpc::{create_agent, Agent, AgentClient};
 
 /// Revision of `katacr.agent.v1` implemented by this crate (see
 /// `CapabilitiesResponse.api_version`).
-pub const API_VERSION: u32 = 1;
+pub const API_VERSION: u32 = 2;
 
 /// Full ttrpc service name.
 pub const SERVICE: &str = "katacr.agent.v1.Agent";
@@ -48,7 +51,7 @@ pub const DEFAULT_HOST_ADDRESS: &str = "unix:///run/kata-cr/agent.sock";
 
 /// Names of the methods of [`SERVICE`], in proto order (a test checks that
 /// the generated server registers exactly these).
-pub const METHODS: &[&str] = &["Capabilities", "Checkpoint"];
+pub const METHODS: &[&str] = &["Capabilities", "Checkpoint", "Restore"];
 
 /// Error of [`connect`].
 #[derive(Debug, thiserror::Error)]

@@ -10,6 +10,11 @@ fn main() {
             std::process::exit(64);
         }
     };
+    // The helper must stay single-threaded (setns into a pid namespace,
+    // clone3): handled before the async runtime exists.
+    if let Mode::PidnsExec { pidns_fd, argv } = &mode {
+        std::process::exit(agent_ext::agent::pidns::main(*pidns_fd, argv));
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -34,6 +39,7 @@ fn main() {
                 0
             }
             Mode::Ctl { addr, call } => cli::ctl(&addr, call).await,
+            Mode::PidnsExec { .. } => unreachable!("handled before the runtime starts"),
             Mode::Serve { config, listen } => {
                 match agent_ext::agent::serve(config, &listen).await {
                     Ok(()) => 0,

@@ -48,7 +48,7 @@ check "socket is 0600 in a 0700 dir" test "$(stat -c %a $SOCK)$(stat -c %a /run/
 
 echo "== capabilities"
 ctl capabilities | tee "$SCRATCH/caps"
-check "capabilities: api_version 1" grep -q '^api_version: 1$' "$SCRATCH/caps"
+check "capabilities: api_version 2" grep -q "^api_version: 2$" "$SCRATCH/caps"
 check "capabilities: criu 4.x" grep -q '^criu_version: 4\.' "$SCRATCH/caps"
 check "capabilities: criu check ok" grep -q '^criu_check_ok: true$' "$SCRATCH/caps"
 

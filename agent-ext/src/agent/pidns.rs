@@ -1,0 +1,202 @@
+//! `kata-cr-agent pidns-exec --pidns-fd N -- PROG [ARG...]`: runs `PROG`
+//! as a process of the pid namespace open on descriptor `N` (the daemon
+//! starts criu restore this way; it is a fresh single-threaded process, as
+//! `setns` into a pid namespace and `clone3` need).
+//!
+//! - `setns(N, CLONE_NEWPID)`: the helper's children are born in that
+//!   namespace (the helper itself stays outside).
+//! - The child gets the highest free pid of the namespace (`clone3` with
+//!   `set_tid`, trying downwards from `pid_max - 1`): the low pids the
+//!   restored tree needs again (the init's first child was 2) stay free.
+//! - The child makes itself a private mount namespace with a `/proc` of the
+//!   target pid namespace (criu reads its own and its children's pids
+//!   there), then execs `PROG` (`PATH` lookup).
+//! - The helper waits and exits with the child's status (128+n when killed
+//!   by signal n); its own failures exit [`EXIT_SETUP`] after a message on
+//!   stderr.
+//!
+//! Descriptors without close-on-exec (the namespace, criu's inherit-fds)
+//! pass through to `PROG`.
+
+use std::ffi::CString;
+use std::io::Write as _;
+use std::ptr;
+
+use nix::errno::Errno;
+
+/// Exit code when the helper itself fails.
+pub const EXIT_SETUP: i32 = 125;
+
+/// How many pids below `pid_max` are tried.
+const PID_TRIES: i32 = 1000;
+
+/// `struct clone_args` up to `set_tid_size` (`CLONE_ARGS_SIZE_VER1`).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+}
+
+/// Forks with pid `pid` in the namespace children are born in. Returns 0
+/// in the child, the child's pid (as the helper sees it) in the parent.
+fn fork_with_pid(pid: i32) -> Result<i32, Errno> {
+    let tid: libc::pid_t = pid;
+    let args = CloneArgs {
+        exit_signal: libc::SIGCHLD as u64,
+        set_tid: &tid as *const libc::pid_t as u64,
+        set_tid_size: 1,
+        ..Default::default()
+    };
+    // SAFETY: a fork-like clone3 (no CLONE_VM, no stack): the child gets a
+    // copy of this single-threaded process and returns here with 0.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    Errno::result(rc).map(|r| r as i32)
+}
+
+/// The pids to try for the child, highest first.
+pub fn candidate_pids(pid_max: i32) -> impl Iterator<Item = i32> {
+    let top = pid_max.saturating_sub(1).max(2);
+    (top.saturating_sub(PID_TRIES).max(2)..=top).rev()
+}
+
+/// Runs the helper; returns its exit code.
+pub fn main(pidns_fd: i32, argv: &[String]) -> i32 {
+    match run(pidns_fd, argv) {
+        Ok(code) => code,
+        Err(msg) => {
+            let _ = writeln!(std::io::stderr(), "kata-cr-agent pidns-exec: {msg}");
+            EXIT_SETUP
+        }
+    }
+}
+
+fn run(pidns_fd: i32, argv: &[String]) -> Result<i32, String> {
+    let argv: Vec<CString> = argv
+        .iter()
+        .map(|a| CString::new(a.as_bytes()).map_err(|_| format!("NUL byte in {a:?}")))
+        .collect::<Result<_, _>>()?;
+    if argv.is_empty() {
+        return Err("no program".into());
+    }
+    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(ptr::null());
+    // Read before joining: the namespace's pid_max starts as its parent's.
+    let pid_max: i32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(32768);
+    // SAFETY: plain syscall.
+    if unsafe { libc::setns(pidns_fd, libc::CLONE_NEWPID) } != 0 {
+        return Err(format!(
+            "setns into the pid namespace on fd {pidns_fd}: {}",
+            Errno::last().desc()
+        ));
+    }
+    let mut child = None;
+    let mut last = Errno::EEXIST;
+    for pid in candidate_pids(pid_max) {
+        match fork_with_pid(pid) {
+            Ok(0) => exec_child(&ptrs),
+            Ok(host_pid) => {
+                child = Some(host_pid);
+                break;
+            }
+            // Taken, or above the namespace's own pid_max: try lower.
+            Err(e @ (Errno::EEXIST | Errno::EINVAL)) => last = e,
+            Err(e) => return Err(format!("clone3 with pid {pid}: {}", e.desc())),
+        }
+    }
+    let Some(child) = child else {
+        return Err(format!(
+            "no free pid among the {PID_TRIES} below {pid_max}: {}",
+            last.desc()
+        ));
+    };
+    loop {
+        let mut status = 0;
+        // SAFETY: plain syscall writing to `status`.
+        let rc = unsafe { libc::waitpid(child, &mut status, 0) };
+        if rc < 0 {
+            match Errno::last() {
+                Errno::EINTR => continue,
+                e => return Err(format!("waiting for {child}: {}", e.desc())),
+            }
+        }
+        if libc::WIFEXITED(status) {
+            return Ok(libc::WEXITSTATUS(status));
+        }
+        if libc::WIFSIGNALED(status) {
+            return Ok(128 + libc::WTERMSIG(status));
+        }
+    }
+}
+
+/// In the child: own mount namespace with the pid namespace's /proc, exec.
+fn exec_child(argv: &[*const libc::c_char]) -> ! {
+    let fail = |what: &str| -> ! {
+        let _ = writeln!(
+            std::io::stderr(),
+            "kata-cr-agent pidns-exec: {what}: {}",
+            Errno::last().desc()
+        );
+        // SAFETY: ends the forked child.
+        unsafe { libc::_exit(EXIT_SETUP) }
+    };
+    // SAFETY: plain syscalls with static, NUL-terminated strings.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWNS) != 0 {
+            fail("unshare the mount namespace");
+        }
+        if libc::mount(
+            ptr::null(),
+            c"/".as_ptr(),
+            ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            ptr::null(),
+        ) != 0
+        {
+            fail("make mounts private");
+        }
+        if libc::mount(
+            c"proc".as_ptr(),
+            c"/proc".as_ptr(),
+            c"proc".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            ptr::null(),
+        ) != 0
+        {
+            fail("mount /proc of the pid namespace");
+        }
+        libc::execvp(argv[0], argv.as_ptr());
+    }
+    fail("exec")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_go_down_from_pid_max() {
+        let c: Vec<i32> = candidate_pids(4_194_304).take(3).collect();
+        assert_eq!(c, [4_194_303, 4_194_302, 4_194_301]);
+        assert_eq!(candidate_pids(32768).count(), PID_TRIES as usize + 1);
+        // A tiny pid_max never offers pid 1 or below.
+        assert_eq!(candidate_pids(5).collect::<Vec<_>>(), [4, 3, 2]);
+    }
+}

@@ -1,0 +1,352 @@
+//! `Restore`: bring a workload dumped by [`super::checkpoint`] back, from
+//! images staged in `<rootfs>/.kata-cr/<image_dir>/`, as the child of a
+//! container's init waiting in restore mode (`kata-cr-init --restore`).
+//!
+//! criu runs as a process of the container's pid namespace (through
+//! [`super::pidns`]: high pid, own `/proc`), in the container's cgroups and
+//! uts/ipc namespaces, with `--restore-detached`: when it exits the
+//! restored root (same pid as at dump) is reparented to the container's
+//! init, which can `waitpid` it. The pid namespace, and the network
+//! namespace when it is not the daemon's, are handed to criu as the
+//! external namespaces the dump recorded; the root mount maps to the new
+//! rootfs. The daemon then checks the root is the init's child, tells the
+//! init with [`RESTORE_SIGNAL`] (value: the pid), and waits for the init to
+//! join the workload's mount namespace.
+//!
+//! On any failure after the init was found: the init's children are killed,
+//! the init is told the restore failed (it exits 125; SIGKILL if it does
+//! not within [`INIT_EXIT_WAIT`]), and the staged images are removed. On
+//! success the images are removed too (the restored container must not
+//! carry a copy of its memory in its rootfs).
+
+use std::fs::File;
+use std::os::fd::{AsFd as _, AsRawFd as _};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::cgroup;
+use super::container;
+use super::criu::{self, ChildSetup, RestoreArgs};
+use super::error::{Error, Result};
+use super::images::{self, ImageDir};
+use super::Daemon;
+use crate::api::{RestoreRequest, RestoreResponse};
+use crate::init::RESTORE_SIGNAL;
+
+/// Name of criu's log in the operation's work directory.
+pub const LOG_NAME: &str = "restore.log";
+/// Name of criu's pidfile in the operation's work directory.
+pub const PIDFILE_NAME: &str = "restore.pid";
+/// How long the init may take to block signals after it started.
+pub const INIT_READY_WAIT: Duration = Duration::from_secs(5);
+/// How long the init may take to adopt the workload once told.
+pub const ADOPT_WAIT: Duration = Duration::from_secs(5);
+/// How long a told-to-fail init may take to exit before it is killed.
+pub const INIT_EXIT_WAIT: Duration = Duration::from_secs(2);
+
+/// Checks the request fields that need no system access.
+pub fn validate(req: &RestoreRequest) -> Result<()> {
+    if req.container_id.is_empty() {
+        return Err(Error::InvalidArgument("container_id is empty".into()));
+    }
+    if !Path::new(&req.rootfs).is_absolute() {
+        return Err(Error::InvalidArgument(format!(
+            "rootfs {:?} is not an absolute path",
+            req.rootfs
+        )));
+    }
+    images::validate_name(&req.image_dir)
+}
+
+/// Whether a `/proc/<pid>/status` shows `sig` blocked (`SigBlk`).
+pub fn blocks(status: &str, sig: i32) -> bool {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigBlk:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1u64 << (sig - 1)) != 0)
+}
+
+/// `sigqueue(pid, RESTORE_SIGNAL, value)`.
+fn notify(pid: i32, value: i32) -> std::io::Result<()> {
+    let sigval = libc::sigval {
+        sival_ptr: value as isize as *mut libc::c_void,
+    };
+    // SAFETY: plain libc call.
+    if unsafe { libc::sigqueue(pid, RESTORE_SIGNAL, sigval) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Performs a restore (see the module documentation).
+pub async fn restore(daemon: &Daemon, req: RestoreRequest) -> Result<RestoreResponse> {
+    let started = Instant::now();
+    validate(&req)?;
+    let rootfs = PathBuf::from(&req.rootfs);
+    let _busy = daemon.busy.enter(&req.container_id, &rootfs, "restore")?;
+    let proc = daemon.proc_root.as_path();
+    let init = container::find_restoring(proc, &rootfs)?;
+    tracing::info!(id = %req.container_id, init, "restore: found the waiting init");
+
+    // Nothing is touched before this point; from here on a failure ends
+    // the init too.
+    let images = match ImageDir::open(&rootfs, &req.image_dir) {
+        Ok(i) => i,
+        Err(e) => return Err(fail(proc, init, None, e).await),
+    };
+    match run(daemon, &req, &rootfs, init, &images, started).await {
+        Ok(resp) => {
+            if let Err(e) = images.remove() {
+                tracing::warn!(id = %req.container_id, error = %e, "restore: cannot remove the staged images");
+            }
+            Ok(resp)
+        }
+        Err(e) => Err(fail(proc, init, Some(images), e).await),
+    }
+}
+
+async fn run(
+    daemon: &Daemon,
+    req: &RestoreRequest,
+    rootfs: &Path,
+    init: i32,
+    images: &ImageDir,
+    started: Instant,
+) -> Result<RestoreResponse> {
+    let proc = daemon.proc_root.as_path();
+    wait_until(INIT_READY_WAIT, || {
+        let status = std::fs::read_to_string(proc.join(init.to_string()).join("status"));
+        Ok(status.is_ok_and(|s| blocks(&s, RESTORE_SIGNAL)))
+    })
+    .await
+    .map_err(|()| {
+        Error::FailedPrecondition(format!(
+            "the init {init} does not block signal {RESTORE_SIGNAL}: not a kata-cr-init waiting to restore"
+        ))
+    })?;
+
+    let op_dir = daemon.work.begin("restore", &req.container_id)?;
+    let log_path = op_dir.join(LOG_NAME);
+    let pidfile = op_dir.join(PIDFILE_NAME);
+    let init_s = init.to_string();
+    let open_ns = |kind: &str| -> Result<File> {
+        let path = container::ns_path(proc, &init_s, kind);
+        File::open(&path).map_err(|e| Error::io(format!("open {}", path.display()), e))
+    };
+    let differs = |kind: &str| -> Result<bool> {
+        Ok(container::ns_inode(proc, &init_s, kind)? != container::ns_inode(proc, "self", kind)?)
+    };
+    let pidns = open_ns("pid")?;
+    let netns = if differs("net")? {
+        Some(open_ns("net")?)
+    } else {
+        None
+    };
+    let mut join = Vec::new();
+    for kind in ["uts", "ipc"] {
+        if differs(kind)? {
+            join.push(open_ns(kind)?);
+        }
+    }
+    let cgroup_procs = cgroup::procs_files_of(proc, init)?;
+
+    let args = RestoreArgs {
+        images_dir: images::proc_fd_path(images.fd()),
+        work_dir: op_dir.clone(),
+        log_file: log_path.clone(),
+        pidfile: pidfile.clone(),
+        root: rootfs.to_path_buf(),
+        pidns_fd: pidns.as_raw_fd(),
+        netns_fd: netns.as_ref().map(|f| f.as_raw_fd()),
+        tcp_established: req.tcp_established,
+        tcp_close: req.tcp_close,
+        file_locks: req.file_locks,
+        ext_unix_sk: req.ext_unix_sk,
+    }
+    .args();
+    let mut keep_fds = vec![images.fd()];
+    keep_fds.extend(netns.as_ref().map(|f| f.as_fd()));
+    let setup = ChildSetup {
+        join,
+        keep_fds,
+        cgroup_procs,
+        pidns: Some(pidns.as_fd()),
+    };
+    let shown: Vec<String> = daemon
+        .criu
+        .command_line(&args, &setup)?
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let command = shown.join(" ");
+    tracing::info!(id = %req.container_id, %command, "restore: running criu");
+    let _ = std::fs::write(op_dir.join("command"), format!("{command}\n"));
+
+    let outcome = daemon.criu.run(&args, setup).await?;
+    if !outcome.stderr.trim().is_empty() {
+        let _ = std::fs::write(op_dir.join("criu.stderr"), &outcome.stderr);
+    }
+    if !outcome.status.success() {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        return Err(Error::FailedPrecondition(criu::failure_message(
+            "criu restore",
+            &outcome,
+            &log,
+            &log_path,
+        )));
+    }
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| {
+            Error::FailedPrecondition(format!(
+                "criu restore succeeded but wrote no pid to {}",
+                pidfile.display()
+            ))
+        })?;
+    let host_pid = container::children(proc, init)?
+        .into_iter()
+        .find(|&c| container::ns_pid(proc, c) == Some(pid))
+        .ok_or_else(|| {
+            Error::FailedPrecondition(format!(
+                "the restored workload (pid {pid} in the container) is not a child of the init {init}"
+            ))
+        })?;
+    notify(init, pid).map_err(|e| Error::io(format!("notifying the init {init}"), e))?;
+    let mnt = |p: i32| container::ns_inode(proc, &p.to_string(), "mnt");
+    wait_until(ADOPT_WAIT, || {
+        if !container::is_alive(proc, init) {
+            return Err(());
+        }
+        Ok(mnt(init).ok().is_some() && mnt(init).ok() == mnt(host_pid).ok())
+    })
+    .await
+    .map_err(|()| {
+        Error::FailedPrecondition(format!(
+            "the init {init} did not adopt the restored workload {host_pid} (it {}; its stderr, \
+             the container's output, says why)",
+            if container::is_alive(proc, init) {
+                "did not join its mount namespace"
+            } else {
+                "exited"
+            }
+        ))
+    })?;
+
+    let mut resp = RestoreResponse::new();
+    resp.pid = pid;
+    resp.host_pid = host_pid;
+    resp.criu_log_path = log_path.to_string_lossy().into_owned();
+    resp.duration_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(id = %req.container_id, pid, host_pid, ms = resp.duration_ms, "restore done");
+    Ok(resp)
+}
+
+/// Polls `check` every 10 ms until it says true (Ok), gives up (Err) or
+/// `limit` passes (Err).
+async fn wait_until(
+    limit: Duration,
+    mut check: impl FnMut() -> std::result::Result<bool, ()>,
+) -> std::result::Result<(), ()> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if check()? {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Undoes a failed restore: kills what criu left under the init, makes the
+/// init exit, removes the images; returns `err` with a note on what was
+/// done.
+async fn fail(proc: &Path, init: i32, images: Option<ImageDir>, err: Error) -> Error {
+    let mut notes = Vec::new();
+    match container::children(proc, init) {
+        Ok(kids) if !kids.is_empty() => {
+            for &k in &kids {
+                // SAFETY: plain syscall.
+                unsafe { libc::kill(k, libc::SIGKILL) };
+            }
+            notes.push(format!("killed the init's children {kids:?}"));
+        }
+        _ => {}
+    }
+    let told = notify(init, 0).is_ok();
+    let exited = wait_until(INIT_EXIT_WAIT, || Ok(!container::is_alive(proc, init)))
+        .await
+        .is_ok();
+    if exited {
+        notes.push(format!(
+            "the init {init} exited{}",
+            if told {
+                " (told the restore failed)"
+            } else {
+                ""
+            }
+        ));
+    } else {
+        // SAFETY: plain syscall; from outside its pid namespace SIGKILL
+        // reaches a namespace's init.
+        unsafe { libc::kill(init, libc::SIGKILL) };
+        notes.push(format!("killed the init {init}"));
+    }
+    if let Some(images) = images {
+        let path = images.path().display().to_string();
+        match images.remove() {
+            Ok(()) => notes.push(format!("removed {path}")),
+            Err(e) => notes.push(format!("could not remove the images: {e}")),
+        }
+    }
+    let note = notes.join("; ");
+    tracing::warn!(init, error = %err, %note, "restore failed");
+    match err {
+        Error::FailedPrecondition(m) => Error::FailedPrecondition(format!("{m}\n{note}")),
+        Error::NotFound(m) => Error::NotFound(format!("{m}; {note}")),
+        Error::InvalidArgument(m) => Error::InvalidArgument(format!("{m}; {note}")),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_checked_before_anything_happens() {
+        let mut req = RestoreRequest::new();
+        req.container_id = "c1".into();
+        req.rootfs = "/r".into();
+        req.image_dir = "img".into();
+        validate(&req).unwrap();
+        for bad in [
+            RestoreRequest {
+                container_id: String::new(),
+                ..req.clone()
+            },
+            RestoreRequest {
+                rootfs: "r".into(),
+                ..req.clone()
+            },
+            RestoreRequest {
+                image_dir: "../x".into(),
+                ..req.clone()
+            },
+        ] {
+            assert!(matches!(validate(&bad), Err(Error::InvalidArgument(_))));
+        }
+    }
+
+    #[test]
+    fn blocked_signal_from_status() {
+        let status = "Name:\tkata-cr-init\nSigBlk:\tfffffffffffbfeff\n";
+        assert!(blocks(status, RESTORE_SIGNAL));
+        assert!(!blocks("SigBlk:\t0000000000000000\n", RESTORE_SIGNAL));
+        assert!(!blocks("garbage", RESTORE_SIGNAL));
+    }
+}
