@@ -20,6 +20,7 @@ use super::container::{self, Container};
 use super::criu::{self, ChildSetup, DumpArgs};
 use super::error::{Error, Result};
 use super::images::{self, ImageDir};
+use super::spec;
 use super::Daemon;
 use crate::api::{CheckpointRequest, CheckpointResponse};
 
@@ -77,6 +78,10 @@ pub async fn checkpoint(daemon: &Daemon, req: CheckpointRequest) -> Result<Check
         tcp_established: req.tcp_established,
         file_locks: req.file_locks,
         ext_unix_sk: req.ext_unix_sk,
+        bind_mounts: spec::bind_mounts(&rootfs)
+            .into_iter()
+            .map(|m| m.destination)
+            .collect(),
     }
     .args();
     let shown: Vec<String> = args

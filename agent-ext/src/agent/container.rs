@@ -14,8 +14,10 @@ use std::path::{Path, PathBuf};
 
 use super::error::{Error, Result};
 
-/// argv[0] of kata-cr-init inside every kata-cr container.
-pub const INIT_PATH: &str = "/.kata-cr/init";
+/// argv[0] of kata-cr-init inside every kata-cr container: a bind mount in
+/// the container's /dev tmpfs, which no rootfs diff (ctr --rw, CRI's
+/// rootfs-diff.tar) ever carries.
+pub const INIT_PATH: &str = "/dev/.kata-cr-init";
 
 /// A running kata-cr container, as pids in the daemon's pid namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,7 +291,10 @@ mod tests {
 
     #[test]
     fn argv0_stops_at_the_first_nul() {
-        assert_eq!(argv0(b"/.kata-cr/init\0--\0sh\0"), b"/.kata-cr/init");
+        assert_eq!(
+            argv0(b"/dev/.kata-cr-init\0--\0sh\0"),
+            b"/dev/.kata-cr-init"
+        );
         assert_eq!(argv0(b""), b"");
     }
 
@@ -372,10 +377,10 @@ mod tests {
     #[test]
     fn restore_mode_is_an_option_before_the_command() {
         assert!(is_restore_mode(
-            b"/.kata-cr/init\0--restore\0--keep-caps\0ff\0--\0sh\0"
+            b"/dev/.kata-cr-init\0--restore\0--keep-caps\0ff\0--\0sh\0"
         ));
-        assert!(!is_restore_mode(b"/.kata-cr/init\0--\0sh\0--restore\0"));
-        assert!(!is_restore_mode(b"/.kata-cr/init\0--\0sh\0"));
+        assert!(!is_restore_mode(b"/dev/.kata-cr-init\0--\0sh\0--restore\0"));
+        assert!(!is_restore_mode(b"/dev/.kata-cr-init\0--\0sh\0"));
     }
 
     #[test]

@@ -59,6 +59,9 @@ pub struct DumpArgs {
     pub file_locks: bool,
     /// `--ext-unix-sk`.
     pub ext_unix_sk: bool,
+    /// Destinations of the runtime's bind mounts: external, keyed by
+    /// destination, so a restore can map them to its own sources.
+    pub bind_mounts: Vec<PathBuf>,
 }
 
 impl DumpArgs {
@@ -86,10 +89,15 @@ impl DumpArgs {
         }
         // The container's root is the runtime's mount, recreated by the
         // runtime of the restoring container; bind mounts from the runtime
-        // (hosts, resolv.conf, /.kata-cr/init...) are found and marked
+        // (hosts, resolv.conf, /dev/.kata-cr-init...) are found and marked
         // external automatically.
         push("--external");
         push(&format!("mnt[/]:{EXT_ROOT_KEY}"));
+        for dest in &self.bind_mounts {
+            let d = dest.to_string_lossy();
+            push("--external");
+            push(&format!("mnt[{d}]:{d}"));
+        }
         push("--ext-mount-map");
         push("auto");
         push("--enable-external-masters");
@@ -146,6 +154,9 @@ pub struct RestoreArgs {
     pub file_locks: bool,
     /// `--ext-unix-sk`.
     pub ext_unix_sk: bool,
+    /// The restoring container's bind mounts: each destination (the dump's
+    /// key) mapped to this container's source.
+    pub bind_mounts: Vec<(PathBuf, PathBuf)>,
 }
 
 impl RestoreArgs {
@@ -176,6 +187,14 @@ impl RestoreArgs {
         }
         push("--ext-mount-map");
         push(&format!("{EXT_ROOT_KEY}:{}", self.root.to_string_lossy()));
+        for (dest, source) in &self.bind_mounts {
+            push("--ext-mount-map");
+            push(&format!(
+                "{}:{}",
+                dest.to_string_lossy(),
+                source.to_string_lossy()
+            ));
+        }
         push("--ext-mount-map");
         push("auto");
         // The container's runtime made its cgroups; criu's helper joined
@@ -405,6 +424,7 @@ mod tests {
             tcp_established: false,
             file_locks: false,
             ext_unix_sk: false,
+            bind_mounts: Vec::new(),
         }
     }
 
@@ -443,6 +463,7 @@ mod tests {
             tcp_close: true,
             file_locks: false,
             ext_unix_sk: false,
+            bind_mounts: vec![("/etc/hosts".into(), "/var/lib/cri/sb2/hosts".into())],
         };
         let s = a
             .args()
@@ -456,7 +477,8 @@ mod tests {
              --log-file /run/kata-cr/work/op/restore.log -v4 --restore-detached \
              --pidfile /run/kata-cr/work/op/restore.pid --root /run/c/rootfs \
              --inherit-fd fd[10]:extpid --inherit-fd fd[11]:extnet \
-             --ext-mount-map rootfs:/run/c/rootfs --ext-mount-map auto \
+             --ext-mount-map rootfs:/run/c/rootfs \
+             --ext-mount-map /etc/hosts:/var/lib/cri/sb2/hosts --ext-mount-map auto \
              --manage-cgroups=ignore --tcp-close"
         );
         let no_net = RestoreArgs {

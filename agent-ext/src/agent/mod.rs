@@ -27,6 +27,7 @@ pub mod images;
 pub mod listen;
 pub mod pidns;
 pub mod restore;
+pub mod spec;
 pub mod workdir;
 
 use std::collections::HashSet;

@@ -146,6 +146,25 @@ fn run(pidns_fd: i32, argv: &[String]) -> Result<i32, String> {
     }
 }
 
+/// Decimal digits of `pid` into `buf` without allocating (we are between
+/// fork and exec); returns the length.
+fn fmt_pid(pid: libc::pid_t, buf: &mut [u8; 16]) -> usize {
+    let mut digits = [0u8; 16];
+    let (mut v, mut n) = (pid.max(0) as u32, 0);
+    loop {
+        digits[n] = b'0' + (v % 10) as u8;
+        n += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for i in 0..n {
+        buf[i] = digits[n - 1 - i];
+    }
+    n
+}
+
 /// In the child: own mount namespace with the pid namespace's /proc, exec.
 fn exec_child(argv: &[*const libc::c_char]) -> ! {
     let fail = |what: &str| -> ! {
@@ -182,6 +201,20 @@ fn exec_child(argv: &[*const libc::c_char]) -> ! {
         {
             fail("mount /proc of the pid namespace");
         }
+        // set_tid placed this process high, but it does not move the
+        // namespace's pid cursor: criu's own helpers would still be born at
+        // 2, 3, ... and could take a pid the restored tree needs ("Can't fork
+        // for 7: File exists"). Move the cursor here, above us.
+        let mut buf = [0u8; 16];
+        let n = fmt_pid(libc::getpid(), &mut buf);
+        let fd = libc::open(
+            c"/proc/sys/kernel/ns_last_pid".as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        );
+        if fd < 0 || libc::write(fd, buf.as_ptr().cast(), n) != n as isize {
+            fail("set ns_last_pid of the pid namespace");
+        }
+        libc::close(fd);
         libc::execvp(argv[0], argv.as_ptr());
     }
     fail("exec")
@@ -190,6 +223,15 @@ fn exec_child(argv: &[*const libc::c_char]) -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pids_format_without_allocating() {
+        let mut b = [0u8; 16];
+        let n = fmt_pid(4_194_303, &mut b);
+        assert_eq!(&b[..n], b"4194303");
+        let n = fmt_pid(7, &mut b);
+        assert_eq!(&b[..n], b"7");
+    }
 
     #[test]
     fn candidates_go_down_from_pid_max() {

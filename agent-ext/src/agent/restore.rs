@@ -29,6 +29,7 @@ use super::container;
 use super::criu::{self, ChildSetup, RestoreArgs};
 use super::error::{Error, Result};
 use super::images::{self, ImageDir};
+use super::spec;
 use super::Daemon;
 use crate::api::{RestoreRequest, RestoreResponse};
 use crate::init::RESTORE_SIGNAL;
@@ -164,6 +165,10 @@ async fn run(
         tcp_close: req.tcp_close,
         file_locks: req.file_locks,
         ext_unix_sk: req.ext_unix_sk,
+        bind_mounts: spec::bind_mounts(rootfs)
+            .into_iter()
+            .map(|m| (m.destination, m.source))
+            .collect(),
     }
     .args();
     let mut keep_fds = vec![images.fd()];

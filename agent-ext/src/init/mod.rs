@@ -1,7 +1,7 @@
 //! `kata-cr-init`, the init of every kata-cr container.
 //!
 //! The kata-cr proxy rewrites each container's bundle `config.json` so that
-//! the container's PID 1 is `/.kata-cr/init -- <original process.args...>`.
+//! the container's PID 1 is `/dev/.kata-cr-init -- <original process.args...>`.
 //! The init must be invisible to ordinary containers and give CRIU what it
 //! needs: the workload runs as a child (so the workload subtree, not PID 1,
 //! can be dumped and restored into the same pid namespace) and is a session

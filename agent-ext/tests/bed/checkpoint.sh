@@ -29,8 +29,8 @@ LOOP='i=0; while :; do i=$((i+1)); echo $i > /tmp/c; echo $i > /dev/shm/c; sleep
 run_container() { # ID [extra ctr args...]
   local id=$1; shift
   ctr run -d --runtime io.containerd.runc.v2 "$@" \
-    --mount type=bind,src=/usr/local/bin/kata-cr-init,dst=/.kata-cr/init,options=rbind:ro \
-    "$IMG" "$id" /.kata-cr/init -- sh -c "$LOOP" >/dev/null
+    --mount type=bind,src=/usr/local/bin/kata-cr-init,dst=/dev/.kata-cr-init,options=rbind:ro \
+    "$IMG" "$id" /dev/.kata-cr-init -- sh -c "$LOOP" >/dev/null
   for _ in $(seq 50); do [ -s "$TASKS/$id/rootfs/tmp/c" ] && return 0; sleep 0.1; done
   echo "container $id did not start counting" >&2; return 1
 }
@@ -156,7 +156,7 @@ fi
 
 echo "== restore of ckpt-1 into a fresh container (criu.md's way)"
 ctr run -d --runtime io.containerd.runc.v2 --privileged \
-  --mount type=bind,src=/usr/local/bin/kata-cr-init,dst=/.kata-cr/init,options=rbind:ro \
+  --mount type=bind,src=/usr/local/bin/kata-cr-init,dst=/dev/.kata-cr-init,options=rbind:ro \
   "$IMG" r1 sleep 100000 >/dev/null
 sleep 0.5
 RINIT=$(ctr t ls | awk '$1=="r1"{print $2}')

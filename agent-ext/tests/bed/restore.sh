@@ -62,8 +62,8 @@ ctr t kill -s KILL A; sleep 0.5; ctr t rm A >/dev/null 2>&1; ctr c rm A
 
 echo "== B: runc, kata-cr-init --restore, CAP_SYS_ADMIN lent"
 ctr run -d --runtime io.containerd.runc.v2 --cap-add CAP_SYS_ADMIN \
-  --mount type=bind,src=/usr/local/bin/kata-cr-init,dst=/.kata-cr/init,options=rbind:ro \
-  "$IMG" B /.kata-cr/init --restore --keep-caps "$KEEP" --deny-setns -- sh -c "$LOOP" >/dev/null
+  --mount type=bind,src=/usr/local/bin/kata-cr-init,dst=/dev/.kata-cr-init,options=rbind:ro \
+  "$IMG" B /dev/.kata-cr-init --restore --keep-caps "$KEEP" --deny-setns -- sh -c "$LOOP" >/dev/null
 RFB=$TASKS/B/rootfs
 sleep 0.5
 check "B's init waits, no child" test -z "$(ctr t exec --exec-id p0 B sh -c 'cat /proc/1/task/1/children')"
@@ -79,7 +79,7 @@ LOG=$(awk '/^criu_log_path:/{print $2}' "$SCRATCH/restore")
 echo "  criu command: $(cat "$(dirname "$LOG")/command" 2>/dev/null)"
 grep -E "Error|Restore finished" "$LOG" | head -5
 ctr t exec --exec-id ps B ps -o pid,ppid,args | tee "$SCRATCH/ps"
-check "init is PID 1" grep -qE '^ *1 +0 +/.kata-cr/init --restore' "$SCRATCH/ps"
+check "init is PID 1" grep -qE '^ *1 +0 +/dev/.kata-cr-init --restore' "$SCRATCH/ps"
 check "restored sh has A's pid ($APID), child of 1" grep -qE "^ *$APID +1 +sh -c" "$SCRATCH/ps"
 check "B counts in /tmp/c (rootfs)" counting B /tmp/c
 check "B counts in /dev/shm/c (restored tmpfs, exec in the same mount ns)" counting B /dev/shm/c
@@ -98,8 +98,8 @@ ctr c rm B
 
 echo "== C: a restore that fails ends the waiting init"
 ctr run -d --runtime io.containerd.runc.v2 --cap-add CAP_SYS_ADMIN \
-  --mount type=bind,src=/usr/local/bin/kata-cr-init,dst=/.kata-cr/init,options=rbind:ro \
-  "$IMG" C /.kata-cr/init --restore --keep-caps "$KEEP" -- sh -c "$LOOP" >/dev/null
+  --mount type=bind,src=/usr/local/bin/kata-cr-init,dst=/dev/.kata-cr-init,options=rbind:ro \
+  "$IMG" C /dev/.kata-cr-init --restore --keep-caps "$KEEP" -- sh -c "$LOOP" >/dev/null
 RFC=$TASKS/C/rootfs
 sleep 0.5
 mkdir -m 700 "$RFC/.kata-cr/bad" && echo garbage >"$RFC/.kata-cr/bad/inventory.img"
@@ -113,8 +113,8 @@ ctr t rm C >/dev/null 2>&1; ctr c rm C
 
 echo "== errors"
 ctr run -d --runtime io.containerd.runc.v2 \
-  --mount type=bind,src=/usr/local/bin/kata-cr-init,dst=/.kata-cr/init,options=rbind:ro \
-  "$IMG" D /.kata-cr/init -- sh -c "$LOOP" >/dev/null
+  --mount type=bind,src=/usr/local/bin/kata-cr-init,dst=/dev/.kata-cr-init,options=rbind:ro \
+  "$IMG" D /dev/.kata-cr-init -- sh -c "$LOOP" >/dev/null
 sleep 0.5
 ctl restore --id D --rootfs "$TASKS/D/rootfs" --image-dir x 2>"$SCRATCH/e"; cat "$SCRATCH/e"
 check "init not in restore mode -> FailedPrecondition" grep -q "FAILED_PRECONDITION.*not in restore mode" "$SCRATCH/e"
