@@ -147,6 +147,7 @@ mod tests {
             bundle: "/run/b/c1".into(),
             upperdir: upper.map(PathBuf::from),
             wrapped: true,
+            restore_pending: None,
         }
     }
 

@@ -190,7 +190,7 @@ async fn stage(upper: PathBuf, name: String, dest: PathBuf) -> Result<staging::S
         .map_err(|e| Error::Internal(format!("staging task: {e}")))?
 }
 
-fn random_suffix() -> String {
+pub fn random_suffix() -> String {
     let mut b = [0u8; 8];
     if std::fs::File::open("/dev/urandom")
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
@@ -278,6 +278,7 @@ mod tests {
             bundle: "/b".into(),
             upperdir: None,
             wrapped: false,
+            restore_pending: None,
         });
         req.id = "pause".into();
         let e = rt

@@ -15,6 +15,8 @@ pub struct Container {
     pub upperdir: Option<PathBuf>,
     /// Whether kata-cr-init is its PID 1 (not for CRI sandboxes).
     pub wrapped: bool,
+    /// Created from a checkpoint, not restored yet: the staged image dir.
+    pub restore_pending: Option<String>,
 }
 
 impl Container {
@@ -24,6 +26,7 @@ impl Container {
             bundle: PathBuf::from(&req.bundle),
             upperdir: upperdir(req),
             wrapped,
+            restore_pending: None,
         }
     }
 
@@ -55,6 +58,14 @@ impl Registry {
 
     pub fn get(&self, id: &str) -> Option<Container> {
         self.0.lock().expect("registry lock").get(id).cloned()
+    }
+
+    /// Takes the pending restore of `id`, if any: a Start restores once.
+    pub fn take_restore(&self, id: &str) -> Option<(Container, String)> {
+        let mut map = self.0.lock().expect("registry lock");
+        let c = map.get_mut(id)?;
+        let dir = c.restore_pending.take()?;
+        Some((c.clone(), dir))
     }
 
     pub fn remove(&self, id: &str) {

@@ -9,12 +9,17 @@
 //!   and the container's bundle and upperdir are remembered.
 //! - `Checkpoint`: kata-cr-agent dumps the workload, the image set is staged
 //!   into the request's path (see `checkpoint`).
+//! - `Create` with a checkpoint and the following `Start`: restore as a
+//!   deferred create (see `restore`).
 //! - `Delete`: forgets the container.
 
 use protobuf::Message;
 use ttrpc::{Request, Response};
 
-use containerd_shim_protos::api::{CheckpointTaskRequest, CreateTaskRequest, DeleteRequest};
+use containerd_shim_protos::api::{
+    CheckpointTaskRequest, CreateTaskRequest, DeleteRequest, ExecProcessRequest, KillRequest,
+    StartRequest,
+};
 use protobuf::well_known_types::empty::Empty;
 
 use crate::agent_backend::AgentBackend;
@@ -24,13 +29,16 @@ use crate::containers::{Container, Registry};
 use crate::error::Error;
 use crate::forward::{is_task_service, status_response, Inner};
 use crate::runtime_options::RuntimeOptions;
-use crate::spec_rewrite;
+use crate::spec_rewrite::{self, InitMode};
 use crate::start::rewrite_options;
+use crate::{restore, staging};
 
 pub struct Router {
     inner: Inner,
     config: Config,
     containers: Registry,
+    /// Containers whose Start is restoring: exec waits for the workload.
+    restoring: std::sync::Mutex<std::collections::HashSet<String>>,
     agent: AgentBackend,
     checkpoints: InProgress,
 }
@@ -42,6 +50,7 @@ impl Router {
             inner,
             config,
             containers: Registry::default(),
+            restoring: Default::default(),
             checkpoints: InProgress::default(),
         }
     }
@@ -52,6 +61,12 @@ impl Router {
                 "Create" => return self.create(req).await,
                 "Delete" => return self.delete(req).await,
                 "Checkpoint" => return self.checkpoint(req).await,
+                "Start" => return self.start(req).await,
+                "Exec" => {
+                    if let Some(resp) = self.refuse_exec_while_restoring(&req) {
+                        return resp;
+                    }
+                }
                 _ => {}
             }
         }
@@ -66,27 +81,124 @@ impl Router {
                 return status_response(e.to_status());
             }
         };
-        tracing::info!(id = %create.id, bundle = %create.bundle, restore = !create.checkpoint.is_empty(), "create");
-        let wrapped = match self.wrap(&create) {
+        let restoring = restore::checkpoint_dir(&create.checkpoint);
+        tracing::info!(id = %create.id, bundle = %create.bundle, restore = restoring.is_some(), "create");
+        let mode = match restoring {
+            Some(_) => InitMode::Restore,
+            None => InitMode::Run,
+        };
+        let wrapped = match self.wrap(&create, mode) {
             Ok(w) => w,
             Err(e) => return status_response(e.to_status()),
         };
-        if self.rewrite_create_options(&mut create) {
+        let mut container = Container::from_create(&create, wrapped);
+        let mut changed = self.rewrite_create_options(&mut create);
+        if let Some(dir) = &restoring {
+            if !wrapped {
+                let e = Error::FailedPrecondition(format!(
+                    "container {}: a pod sandbox is not restored from a checkpoint",
+                    create.id
+                ));
+                return status_response(e.to_status());
+            }
+            match restore::prepare(&self.agent, &container, dir).await {
+                Ok(name) => container.restore_pending = Some(name),
+                Err(e) => return status_response(e.to_status()),
+            }
+            // The inner shim creates an ordinary task; kata-cr restores at Start.
+            create.checkpoint.clear();
+            create.parent_checkpoint.clear();
+            changed = true;
+        }
+        if changed {
             req.payload = create.write_to_bytes().expect("decoded message re-encodes");
         }
         let resp = self.inner.forward(req).await;
         if is_ok(&resp) {
-            self.containers
-                .insert(Container::from_create(&create, wrapped));
+            self.containers.insert(container);
+        } else if let (Some(name), Some(upper)) = (
+            &container.restore_pending,
+            self.agent.host_upper(&container),
+        ) {
+            let _ = staging::remove_set(&upper, name);
         }
         resp
     }
 
-    fn wrap(&self, create: &CreateTaskRequest) -> Result<bool, Error> {
+    fn wrap(&self, create: &CreateTaskRequest, mode: InitMode) -> Result<bool, Error> {
         let init = self.config.init_binary_path()?;
-        let outcome = spec_rewrite::wrap_bundle(std::path::Path::new(&create.bundle), &init)
+        let outcome = spec_rewrite::wrap_bundle(std::path::Path::new(&create.bundle), &init, mode)
             .map_err(|e| Error::FailedPrecondition(format!("container {}: {e}", create.id)))?;
         Ok(outcome != spec_rewrite::Outcome::Sandbox)
+    }
+
+    /// Start of a container created from a checkpoint: the inner shim starts
+    /// kata-cr-init (restore mode), then the agent restores the workload as
+    /// its child. Start answers only when the workload runs; if the restore
+    /// fails, the task is killed so that nothing stays half-alive.
+    async fn start(&self, req: Request) -> Response {
+        let Ok(sr) = StartRequest::parse_from_bytes(&req.payload) else {
+            return self.inner.forward(req).await;
+        };
+        let pending = if sr.exec_id.is_empty() {
+            self.containers.take_restore(&sr.id)
+        } else {
+            None
+        };
+        let Some((c, image_dir)) = pending else {
+            return self.inner.forward(req).await;
+        };
+        self.restoring
+            .lock()
+            .expect("restoring lock")
+            .insert(c.id.clone());
+        let resp = self.inner.forward(req).await;
+        if !is_ok(&resp) {
+            self.restoring.lock().expect("restoring lock").remove(&c.id);
+            if let Some(upper) = self.agent.host_upper(&c) {
+                let _ = staging::remove_set(&upper, &image_dir);
+            }
+            return resp;
+        }
+        let restored = restore::restore(&self.agent, &c, &image_dir).await;
+        self.restoring.lock().expect("restoring lock").remove(&c.id);
+        match restored {
+            Ok(_) => resp,
+            Err(e) => {
+                tracing::error!(id = %c.id, error = %e, "restore failed; killing the task");
+                self.kill_all(&c.id).await;
+                status_response(e.to_status())
+            }
+        }
+    }
+
+    /// While the init waits for its workload, a process exec'd into the
+    /// container could pose as the restored workload: no exec until then.
+    fn refuse_exec_while_restoring(&self, req: &Request) -> Option<Response> {
+        let id = ExecProcessRequest::parse_from_bytes(&req.payload).ok()?.id;
+        if !self.restoring.lock().expect("restoring lock").contains(&id) {
+            return None;
+        }
+        let e = Error::FailedPrecondition(format!(
+            "container {id} is being restored; exec after Start returns"
+        ));
+        Some(status_response(e.to_status()))
+    }
+
+    async fn kill_all(&self, id: &str) {
+        let mut k = KillRequest::new();
+        k.id = id.to_string();
+        k.signal = 9;
+        k.all = true;
+        let mut req = Request::new();
+        req.service = crate::forward::TASK_V3.to_string();
+        req.method = "Kill".into();
+        req.payload = k.write_to_bytes().expect("plain message");
+        req.timeout_nano = 10_000_000_000;
+        let resp = self.inner.forward(req).await;
+        if !is_ok(&resp) {
+            tracing::warn!(id, status = ?resp.status, "kill after a failed restore");
+        }
     }
 
     async fn checkpoint(&self, req: Request) -> Response {

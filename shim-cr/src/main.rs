@@ -16,6 +16,7 @@ mod grouping;
 mod intercept;
 mod kata;
 mod logging;
+mod restore;
 mod runtime_options;
 mod serve;
 mod socket;

@@ -8,6 +8,10 @@
 //! Checkpoint: `<upperdir>/.kata-cr/<name>/*` -> `<dest>/*`, flat (CRI
 //! extracts the result with one `os.Create` per entry). Same filesystem:
 //! `renameat2(NOREPLACE)`, O(1) per file whatever its size; otherwise a copy.
+//!
+//! Restore: `<checkpoint dir>/*` -> `<upperdir>/.kata-cr/<name>/*`, copied
+//! (the checkpoint stays containerd's), regular files only: the set came from
+//! an image or an archive and is no more trusted than the container.
 
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -225,6 +229,60 @@ fn into_raw(fd: OwnedFd) -> i32 {
     raw
 }
 
+/// Copy the image set in `src` into a new `<upper>/.kata-cr/<name>/` (mode
+/// 0700). Files that are not regular (links, fifos, directories) are refused.
+/// On failure the new directory is removed.
+pub fn stage_in(src: &Path, upper: &Path, name: &str) -> Result<Staged> {
+    validate_name(name)?;
+    let src_fd = open_dir(src)?;
+    let upper_fd = open_dir(upper)?;
+    let kcr_shown = format!("{}/{STAGING_DIR}", upper.display());
+    match nix::sys::stat::mkdirat(&upper_fd, STAGING_DIR, Mode::from_bits_truncate(0o755)) {
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+        Err(e) => return Err(Error::io(format!("mkdir {kcr_shown}"), e.into())),
+    }
+    let kcr = open_subdir(&upper_fd, STAGING_DIR, &kcr_shown)?;
+    let shown = format!("{kcr_shown}/{name}");
+    nix::sys::stat::mkdirat(&kcr, name, Mode::from_bits_truncate(0o700))
+        .map_err(nix_err(format!("mkdir {shown}")))?;
+    let res = (|| {
+        let dest = open_subdir(&kcr, name, &shown)?;
+        let mut staged = Staged {
+            files: Vec::new(),
+            bytes: 0,
+            method: Method::Copy,
+        };
+        for n in entries(&src_fd)? {
+            let st = fstatat(
+                &src_fd,
+                n.as_str(),
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map_err(nix_err(format!("{}/{n}", src.display())))?;
+            if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) != SFlag::S_IFREG {
+                return Err(Error::InvalidArgument(format!(
+                    "checkpoint entry {}/{n} is not a regular file; refusing it",
+                    src.display()
+                )));
+            }
+            copy_one(
+                &src_fd,
+                &dest,
+                &n,
+                &src.display().to_string(),
+                Path::new(&shown),
+            )?;
+            staged.bytes += st.st_size as u64;
+            staged.files.push(n);
+        }
+        Ok(staged)
+    })();
+    if res.is_err() {
+        let _ = remove_tree(&kcr, name, 0);
+    }
+    res
+}
+
 /// Remove `<upper>/.kata-cr/<name>` and everything in it, following nothing.
 /// Missing is fine.
 pub fn remove_set(upper: &Path, name: &str) -> Result<()> {
@@ -237,6 +295,9 @@ pub fn remove_set(upper: &Path, name: &str) -> Result<()> {
         }
         Err(e) => return Err(e),
     };
+    // `.kata-cr` itself stays (empty): removing a directory from the upper
+    // layer under a mounted overlay leaves the overlay a stale entry, and the
+    // next checkpoint could not create it again.
     remove_tree(&kcr, name, 0)
 }
 
@@ -295,8 +356,17 @@ mod tests {
             vec![7u8; 4096]
         );
         assert!(!upper.join(STAGING_DIR).join("ckpt-1").exists());
-        // The init's mount point beside it is not ours to remove.
+        // Something else beside it keeps the staging dir.
         assert!(upper.join(STAGING_DIR).join("init").exists());
+        std::fs::remove_file(upper.join(STAGING_DIR).join("init")).unwrap();
+        set(&upper, "ckpt-2", &[("inventory.img", b"inv")]);
+        let dest2 = t.path().join("dest2");
+        std::fs::create_dir_all(&dest2).unwrap();
+        stage_out(&upper, "ckpt-2", &dest2).unwrap();
+        assert!(
+            !upper.join(STAGING_DIR).exists(),
+            "an empty .kata-cr is removed"
+        );
     }
 
     #[test]
@@ -387,6 +457,65 @@ mod tests {
             assert!(validate_name(bad).is_err(), "{bad:?}");
         }
         validate_name("ckpt-0123abcd").unwrap();
+    }
+
+    #[test]
+    fn stage_in_copies_regular_files_into_a_private_dir() {
+        let t = tempfile::tempdir().unwrap();
+        let (ck, upper) = (t.path().join("ck"), t.path().join("upper"));
+        std::fs::create_dir_all(&ck).unwrap();
+        std::fs::create_dir_all(&upper).unwrap();
+        std::fs::write(ck.join("inventory.img"), b"inv").unwrap();
+        std::fs::write(ck.join("pages-1.img"), vec![3u8; 8192]).unwrap();
+        let s = stage_in(&ck, &upper, "restore-1").unwrap();
+        assert_eq!(s.files, vec!["inventory.img", "pages-1.img"]);
+        let d = upper.join(STAGING_DIR).join("restore-1");
+        assert_eq!(
+            std::fs::read(d.join("pages-1.img")).unwrap(),
+            vec![3u8; 8192]
+        );
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&d).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        assert!(ck.join("inventory.img").exists(), "the checkpoint stays");
+        assert!(
+            stage_in(&ck, &upper, "restore-1").is_err(),
+            "never into an existing dir"
+        );
+    }
+
+    #[test]
+    fn stage_in_refuses_links_in_the_set_and_a_planted_staging_dir() {
+        let t = tempfile::tempdir().unwrap();
+        let (ck, upper, host) = (
+            t.path().join("ck"),
+            t.path().join("upper"),
+            t.path().join("host"),
+        );
+        for d in [&ck, &upper, &host] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(host.join("shadow"), b"secret").unwrap();
+        std::fs::write(ck.join("a.img"), b"a").unwrap();
+        symlink(host.join("shadow"), ck.join("b.img")).unwrap();
+        let e = stage_in(&ck, &upper, "r").unwrap_err();
+        assert!(e.to_string().contains("b.img"), "{e}");
+        assert!(
+            !upper.join(STAGING_DIR).join("r").exists(),
+            "nothing half-staged"
+        );
+        std::fs::remove_file(ck.join("b.img")).unwrap();
+        std::fs::remove_dir(upper.join(STAGING_DIR)).unwrap();
+        symlink(&host, upper.join(STAGING_DIR)).unwrap();
+        let e = stage_in(&ck, &upper, "r").unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+        assert_eq!(
+            std::fs::read_dir(&host).unwrap().count(),
+            1,
+            "host dir untouched"
+        );
     }
 
     #[test]

@@ -1,0 +1,99 @@
+//! Restore of a kata-cr container, as a deferred create (the model of
+//! containerd's runc shim): Create with a checkpoint stages the image set
+//! into the new container's rootfs and starts kata-cr-init in restore mode
+//! instead of the command; Start, once the inner shim has started that init,
+//! has kata-cr-agent restore the workload into the init's namespaces as the
+//! init's child. The inner shim and its agent then see one coherent
+//! container: exec joins the init's namespaces (the init has joined the
+//! workload's mount namespace), kill reaches the workload through the init,
+//! and the init exits with the workload's status.
+
+use std::path::{Path, PathBuf};
+
+use agent_ext::api;
+
+use crate::agent_backend::{agent_error, AgentBackend};
+use crate::containers::Container;
+use crate::error::{Error, Result};
+use crate::staging;
+
+/// Checks that `dir` holds a criu image set and stages it into the
+/// container's upperdir; returns the staged directory's name.
+pub async fn prepare(backend: &AgentBackend, c: &Container, checkpoint: &Path) -> Result<String> {
+    let id = &c.id;
+    if !checkpoint.join("inventory.img").is_file() {
+        return Err(Error::InvalidArgument(format!(
+            "restore of container {id}: {} holds no criu image set (no inventory.img)",
+            checkpoint.display()
+        )));
+    }
+    let upper = backend.host_upper(c).ok_or_else(|| {
+        Error::FailedPrecondition(format!(
+            "restore of container {id}: its rootfs is not an overlay shared with the host, so the image set cannot be staged"
+        ))
+    })?;
+    let name = format!("restore-{}", crate::checkpoint::random_suffix());
+    let (src, up, n) = (checkpoint.to_path_buf(), upper.clone(), name.clone());
+    let staged = tokio::task::spawn_blocking(move || staging::stage_in(&src, &up, &n))
+        .await
+        .map_err(|e| Error::Internal(format!("staging task: {e}")))?
+        .map_err(|e| match e {
+            Error::InvalidArgument(m) => {
+                Error::InvalidArgument(format!("restore of container {id}: {m}"))
+            }
+            e => e,
+        })?;
+    tracing::info!(id, files = staged.files.len(), bytes = staged.bytes, dir = %name, "restore: images staged");
+    Ok(name)
+}
+
+/// How long after Start the agent may still not see kata-cr-init.
+const INIT_APPEARS_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Restores the workload into the started init. On failure the agent has
+/// told the init, which exits: nothing stays half-alive.
+pub async fn restore(backend: &AgentBackend, c: &Container, image_dir: &str) -> Result<i32> {
+    let id = c.id.as_str();
+    let mut req = api::RestoreRequest::new();
+    req.container_id = id.to_string();
+    req.rootfs = backend.agent_rootfs(c).display().to_string();
+    req.image_dir = image_dir.to_string();
+    req.tcp_established = true;
+    req.file_locks = true;
+    req.ext_unix_sk = true;
+    let t0 = std::time::Instant::now();
+    let res = match backend.connect().await {
+        Ok(client) => loop {
+            let r = client
+                .restore(api::context_with_timeout(backend.timeout), &req)
+                .await;
+            // The inner shim's Start can return before the container's
+            // process has exec'd kata-cr-init (runc signals its exec fifo and
+            // returns): the agent does not see the init yet. Ask again, briefly.
+            match r {
+                Err(ttrpc::Error::RpcStatus(s))
+                    if s.code() == ttrpc::Code::NOT_FOUND && t0.elapsed() < INIT_APPEARS_WITHIN =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                r => break r.map_err(|e| agent_error(id, "restore", e)),
+            }
+        },
+        Err(e) => Err(e),
+    };
+    // criu has read the images (or failed): they have no use in the rootfs.
+    if let Some(upper) = backend.host_upper(c) {
+        if let Err(e) = staging::remove_set(&upper, image_dir) {
+            tracing::warn!(id, error = %e, "restore: cannot remove the staged images");
+        }
+    }
+    let r = res?;
+    tracing::info!(id, pid = r.pid, host_pid = r.host_pid, ms = t0.elapsed().as_millis() as u64, criu_log = %r.criu_log_path, "restore done");
+    Ok(r.host_pid)
+}
+
+/// The checkpoint directory containerd gives Create (`ctr c restore`: the
+/// unpacked criu tar; CRI: `<...>/checkpoint`).
+pub fn checkpoint_dir(field: &str) -> Option<PathBuf> {
+    (!field.is_empty()).then(|| PathBuf::from(field))
+}
