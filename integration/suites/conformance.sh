@@ -133,8 +133,8 @@ scn_workload_view() {
   wait_status "$id" RUNNING
   local pid1; pid1=$(ctr t exec --exec-id v1 "$id" sh -c 'tr "\0" " " </proc/1/cmdline' 2>&1 </dev/null)
   if [ "$RT" = kata-cr ]; then
-    [ "${pid1#/.kata-cr/init -- }" != "$pid1" ] || fail "PID 1 is not kata-cr-init: $pid1"
-    pid1=${pid1#/.kata-cr/init -- }
+    [ "${pid1#/dev/.kata-cr-init -- }" != "$pid1" ] || fail "PID 1 is not kata-cr-init: $pid1"
+    pid1=${pid1#/dev/.kata-cr-init -- }
   fi
   echo "the command line (PID 1's, under kata-cr its child's): $pid1"
   echo "processes besides the exec and kata-cr-init: $(( $(ctr t exec --exec-id v2 "$id" sh -c 'ls -d /proc/[0-9]* | grep -vx "/proc/$$"' 2>&1 </dev/null | count) - extra ))"
