@@ -81,6 +81,7 @@ pub async fn checkpoint(daemon: &Daemon, req: CheckpointRequest) -> Result<Check
         bind_mounts: spec::bind_mounts(&rootfs)
             .into_iter()
             .map(|m| m.destination)
+            .chain(spec::cgroup_mountpoints(proc, c.workload))
             .collect(),
     }
     .args();
@@ -139,6 +140,13 @@ pub async fn checkpoint(daemon: &Daemon, req: CheckpointRequest) -> Result<Check
                 return Err(e);
             }
         }
+    }
+    // Where the workload's stdio pointed (runc keeps the same record): a
+    // restore hands the new container's stdio to criu in their place.
+    let stdio = spec::stdio_of(proc, c.workload);
+    if let Err(e) = images.add_bytes(spec::DESCRIPTORS, stdio.as_bytes()) {
+        discard(images);
+        return Err(e);
     }
     let files = match images.list_files(!req.skip_sync) {
         Ok(f) => f,

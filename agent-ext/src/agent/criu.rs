@@ -157,6 +157,9 @@ pub struct RestoreArgs {
     /// The restoring container's bind mounts: each destination (the dump's
     /// key) mapped to this container's source.
     pub bind_mounts: Vec<(PathBuf, PathBuf)>,
+    /// Descriptors criu inherits in place of the dumped stdio pipes:
+    /// `(fd, key)`, the key as recorded at dump (`pipe:[ino]`).
+    pub inherit_fds: Vec<(i32, String)>,
 }
 
 impl RestoreArgs {
@@ -184,6 +187,10 @@ impl RestoreArgs {
         if let Some(fd) = self.netns_fd {
             push("--inherit-fd");
             push(&format!("fd[{fd}]:{EXT_NET_KEY}"));
+        }
+        for (fd, key) in &self.inherit_fds {
+            push("--inherit-fd");
+            push(&format!("fd[{fd}]:{key}"));
         }
         push("--ext-mount-map");
         push(&format!("{EXT_ROOT_KEY}:{}", self.root.to_string_lossy()));
@@ -464,6 +471,7 @@ mod tests {
             file_locks: false,
             ext_unix_sk: false,
             bind_mounts: vec![("/etc/hosts".into(), "/var/lib/cri/sb2/hosts".into())],
+            inherit_fds: Vec::new(),
         };
         let s = a
             .args()

@@ -255,6 +255,52 @@ impl ImageDir {
         Ok(())
     }
 
+    /// Writes `data` as a new file `name` of the image set.
+    pub fn add_bytes(&self, name: &str, data: &[u8]) -> Result<()> {
+        validate_name(name)?;
+        let fd = nix::fcntl::openat(
+            self.dir.as_fd(),
+            name,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| Error::io(format!("create {}", self.path.join(name).display()), e))?;
+        std::io::Write::write_all(&mut std::fs::File::from(fd), data)
+            .map_err(|e| Error::io(format!("write {}", self.path.join(name).display()), e))
+    }
+
+    /// Reads the file `name` of the image set (a regular file, not followed
+    /// if it is a link); `None` when it is missing.
+    pub fn read_bytes(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        validate_name(name)?;
+        let fd = match nix::fcntl::openat(
+            self.dir.as_fd(),
+            name,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => return Ok(None),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("open {}", self.path.join(name).display()),
+                    e,
+                ))
+            }
+        };
+        let mut f = std::fs::File::from(fd);
+        if !f.metadata().map(|m| m.is_file()).unwrap_or(false) {
+            return Err(Error::InvalidArgument(format!(
+                "{} is not a regular file",
+                self.path.join(name).display()
+            )));
+        }
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut f, &mut data)
+            .map_err(|e| Error::io(format!("read {}", self.path.join(name).display()), e))?;
+        Ok(Some(data))
+    }
+
     /// Fsyncs every file of the directory, the directory and `.kata-cr`;
     /// returns the file names, sorted.
     pub fn sync_and_list(&self) -> Result<Vec<String>> {

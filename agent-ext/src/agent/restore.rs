@@ -19,6 +19,7 @@
 //! success the images are removed too (the restored container must not
 //! carry a copy of its memory in its rootfs).
 
+use nix::fcntl::OFlag;
 use std::fs::File;
 use std::os::fd::{AsFd as _, AsRawFd as _};
 use std::path::{Path, PathBuf};
@@ -93,6 +94,18 @@ pub async fn restore(daemon: &Daemon, req: RestoreRequest) -> Result<RestoreResp
 
     // Nothing is touched before this point; from here on a failure ends
     // the init too.
+    // The restored tree's root is reparented to the init of the pid
+    // namespace: that must be kata-cr-init, so the container must own its
+    // pid namespace (not share the pod's, CRI's POD mode).
+    if container::ns_pid(proc, init) != Some(1) {
+        let e = Error::FailedPrecondition(format!(
+            "container {} shares its pid namespace (kata-cr-init is not its PID 1): kata-cr \
+             restores only containers with a pid namespace of their own (CRI pid mode CONTAINER, \
+             kubelet's default)",
+            req.container_id
+        ));
+        return Err(fail(proc, init, None, e).await);
+    }
     let images = match ImageDir::open(&rootfs, &req.image_dir) {
         Ok(i) => i,
         Err(e) => return Err(fail(proc, init, None, e).await),
@@ -152,6 +165,25 @@ async fn run(
         }
     }
     let cgroup_procs = cgroup::procs_files_of(proc, init)?;
+    // The dumped stdio pipes led to the old runtime: give criu the new
+    // container's stdio, the init's, in their place.
+    let descriptors = images.read_bytes(spec::DESCRIPTORS)?.unwrap_or_default();
+    let mut stdio = Vec::new();
+    for (fd, key) in spec::inheritable_stdio(&descriptors) {
+        let path = proc.join(init.to_string()).join("fd").join(fd.to_string());
+        let mode = if fd == 0 {
+            OFlag::O_RDONLY
+        } else {
+            OFlag::O_WRONLY
+        };
+        let f = nix::fcntl::open(
+            &path,
+            mode | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+        stdio.push((f, key));
+    }
 
     let args = RestoreArgs {
         images_dir: images::proc_fd_path(images.fd()),
@@ -168,10 +200,16 @@ async fn run(
         bind_mounts: spec::bind_mounts(rootfs)
             .into_iter()
             .map(|m| (m.destination, m.source))
+            .chain(spec::cgroup_maps(proc, init))
+            .collect(),
+        inherit_fds: stdio
+            .iter()
+            .map(|(f, k)| (f.as_raw_fd(), k.clone()))
             .collect(),
     }
     .args();
     let mut keep_fds = vec![images.fd()];
+    keep_fds.extend(stdio.iter().map(|(f, _)| f.as_fd()));
     keep_fds.extend(netns.as_ref().map(|f| f.as_fd()));
     let setup = ChildSetup {
         join,

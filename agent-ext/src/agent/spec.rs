@@ -81,3 +81,162 @@ mod tests {
         assert!(from_spec(&json!({"mounts": "x"})).is_empty());
     }
 }
+
+/// One line of `/proc/<pid>/mountinfo` that matters here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountInfo {
+    /// `major:minor` of the mounted filesystem.
+    pub dev: String,
+    /// The mount's root within its filesystem.
+    pub root: PathBuf,
+    /// Where it is mounted (relative to the process's root).
+    pub mountpoint: PathBuf,
+    pub fstype: String,
+}
+
+pub fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
+    text.lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let f: Vec<&str> = left.split(' ').collect();
+            let fstype = right.split(' ').next()?;
+            Some(MountInfo {
+                dev: f.get(2)?.to_string(),
+                root: PathBuf::from(unescape(f.get(3)?)),
+                mountpoint: PathBuf::from(unescape(f.get(4)?)),
+                fstype: fstype.to_string(),
+            })
+        })
+        .collect()
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
+}
+
+/// The container's cgroup (v1 and v2) mounts: each is a bind of a
+/// sub-directory of the host's cgroup filesystem, named after the container,
+/// so a restored container (another id, another pod) has other sources.
+pub fn cgroup_mounts(container: &[MountInfo]) -> Vec<&MountInfo> {
+    container
+        .iter()
+        .filter(|m| (m.fstype == "cgroup" || m.fstype == "cgroup2") && m.root != Path::new("/"))
+        .collect()
+}
+
+/// Where `m` (a mount of the container) is on the agent's side: the agent's
+/// own mount of the same filesystem with root `/`, plus `m`'s root.
+pub fn host_source(m: &MountInfo, own: &[MountInfo]) -> Option<PathBuf> {
+    let base = own
+        .iter()
+        .find(|o| o.dev == m.dev && o.root == Path::new("/"))?;
+    Some(base.mountpoint.join(m.root.strip_prefix("/").ok()?))
+}
+
+/// The cgroup mount points of the process `pid` (dump: keys).
+pub fn cgroup_mountpoints(proc_root: &Path, pid: i32) -> Vec<PathBuf> {
+    let text = std::fs::read_to_string(proc_root.join(pid.to_string()).join("mountinfo"))
+        .unwrap_or_default();
+    cgroup_mounts(&parse_mountinfo(&text))
+        .into_iter()
+        .map(|m| m.mountpoint.clone())
+        .collect()
+}
+
+/// The cgroup mounts of the process `pid`, each with its source as the agent
+/// sees it (restore: the maps for the dump's keys).
+pub fn cgroup_maps(proc_root: &Path, pid: i32) -> Vec<(PathBuf, PathBuf)> {
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let theirs = parse_mountinfo(&read(&proc_root.join(pid.to_string()).join("mountinfo")));
+    let own = parse_mountinfo(&read(&proc_root.join("self/mountinfo")));
+    cgroup_mounts(&theirs)
+        .into_iter()
+        .filter_map(|m| Some((m.mountpoint.clone(), host_source(m, &own)?)))
+        .collect()
+}
+
+#[cfg(test)]
+mod mountinfo_tests {
+    use super::*;
+
+    const CONTAINER: &str = "\
+1210 1200 0:93 / / rw,relatime - overlay overlay rw,lowerdir=/a
+1230 1229 0:33 /k8s.io/c2 /sys/fs/cgroup/cpu ro,nosuid - cgroup cgroup rw,cpu
+1231 1229 0:34 /k8s.io/c2 /sys/fs/cgroup/memory ro,nosuid - cgroup cgroup rw,memory
+1232 1229 0:35 / /sys/fs/cgroup/unified ro - cgroup2 cgroup2 rw
+1240 1210 0:60 /sb1/hosts /etc/hosts rw - ext4 /dev/vda rw
+";
+    const HOST: &str = "\
+30 20 0:33 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu
+31 20 0:34 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+";
+
+    #[test]
+    fn cgroup_binds_map_to_the_host_paths() {
+        let c = parse_mountinfo(CONTAINER);
+        let own = parse_mountinfo(HOST);
+        let cg = cgroup_mounts(&c);
+        assert_eq!(
+            cg.len(),
+            2,
+            "the whole-filesystem cgroup2 mount is not a bind"
+        );
+        assert_eq!(cg[0].mountpoint, PathBuf::from("/sys/fs/cgroup/cpu"));
+        assert_eq!(
+            host_source(cg[1], &own),
+            Some(PathBuf::from("/sys/fs/cgroup/memory/k8s.io/c2"))
+        );
+    }
+}
+
+/// The image-set file that records the workload's stdio (runc's name).
+pub const DESCRIPTORS: &str = "descriptors.json";
+
+/// `descriptors.json`: what fds 0, 1, 2 of `pid` were (`pipe:[ino]`,
+/// `/dev/null`...), a JSON array of three strings.
+pub fn stdio_of(proc_root: &Path, pid: i32) -> String {
+    let fds: Vec<String> = (0..3)
+        .map(|fd| {
+            std::fs::read_link(
+                proc_root
+                    .join(pid.to_string())
+                    .join("fd")
+                    .join(fd.to_string()),
+            )
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default()
+        })
+        .collect();
+    serde_json::to_string(&fds).expect("strings serialise")
+}
+
+/// The stdio entries of a `descriptors.json` that criu must be given anew
+/// (pipes to the old runtime): `(fd, key)`.
+pub fn inheritable_stdio(descriptors: &[u8]) -> Vec<(i32, String)> {
+    serde_json::from_slice::<Vec<String>>(descriptors)
+        .unwrap_or_default()
+        .into_iter()
+        .take(3)
+        .enumerate()
+        .filter(|(_, d)| d.starts_with("pipe:"))
+        .map(|(i, d)| (i as i32, d))
+        .collect()
+}
+
+#[cfg(test)]
+mod stdio_tests {
+    use super::*;
+
+    #[test]
+    fn only_pipes_are_handed_over() {
+        let d = br#"["/dev/null","pipe:[123]","pipe:[124]"]"#;
+        assert_eq!(
+            inheritable_stdio(d),
+            vec![(1, "pipe:[123]".to_string()), (2, "pipe:[124]".to_string())]
+        );
+        assert!(inheritable_stdio(b"garbage").is_empty());
+    }
+}
