@@ -137,7 +137,8 @@ scn_workload_view() {
     pid1=${pid1#/dev/.kata-cr-init -- }
   fi
   echo "the command line (PID 1's, under kata-cr its child's): $pid1"
-  echo "processes besides the exec and kata-cr-init: $(( $(ctr t exec --exec-id v2 "$id" sh -c 'ls -d /proc/[0-9]* | grep -vx "/proc/$$"' 2>&1 </dev/null | count) - extra ))"
+  # (counting every /proc entry raced with the exec's own pipeline)
+  echo "processes running the command: $(ctr t exec --exec-id v2 "$id" ps -o args 2>&1 </dev/null | grep -c '^sleep 1000')"
   echo "ctr t ps, kata-cr-init aside: $(( $(ctr t ps "$id" | tail -n +2 | count) - extra )) process(es)"
 }
 t_workload_view() { run_both scn_workload_view; }

@@ -263,10 +263,14 @@ pod_json() { # pod_json NAME FILE: a host-network pod
     '{metadata: {name: $n, namespace: "e2e", uid: $u, attempt: 0}, log_directory: $d,
       linux: {security_context: {namespace_options: {network: 2}}}}' >"$2"
 }
+# The container settings kubelet sends by default: a pid namespace of its own
+# (CRI's enum default, 0, would share the pod's).
+CRI_CONTAINER_PID=1
 ctr_json() { # ctr_json NAME FILE [SH_SCRIPT]: a busybox container running sh -c SH_SCRIPT
-  jq -n --arg n "$1" --arg c "${3:-$LOOP_TERM42}" \
+  jq -n --arg n "$1" --arg c "${3:-$LOOP_TERM42}" --argjson pid "$CRI_CONTAINER_PID" \
     '{metadata: {name: $n, attempt: 0}, image: {image: "localhost:5000/busybox:latest"},
-      command: ["sh", "-c", $c], log_path: ($n + ".log")}' >"$2"
+      command: ["sh", "-c", $c], log_path: ($n + ".log"),
+      linux: {security_context: {namespace_options: {pid: $pid}}}}' >"$2"
 }
 cri_state() { crictl inspect "$1" 2>/dev/null | jq -r '.status.state'; }
 _cri_state_is() { [ "$(cri_state "$1")" = "$2" ]; }
