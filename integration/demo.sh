@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The main job on the local test bed (make demo, or
 # integration/testbed run -- integration/demo.sh): a live checkpoint of a
-# running counter through kata-cr, with ctr and with CRI, next to vanilla runc.
-# Restore through kata-cr is not part of this build yet (see README, Status).
+# running counter, then a restore, through kata-cr, with ctr and with CRI,
+# next to vanilla runc. The counter goes on from where it was.
 set -euo pipefail
 IMG=localhost:5000/busybox:latest
-COUNTER='i=0; while :; do i=$((i+1)); echo $i > /tmp/c.n; mv /tmp/c.n /tmp/c; sleep 0.2; done'
+COUNTER='i=$(cat /tmp/c 2>/dev/null || echo 0); while :; do i=$((i+1)); echo $i > /tmp/c.n; mv /tmp/c.n /tmp/c; sleep 0.2; done'
 work=$(mktemp -d /tmp/kata-cr-demo.XXXXXX)
 pod=""
 cleanup() {
@@ -39,13 +39,23 @@ for rt in kata-cr runc; do
   echo "criu image set: $(ctr content get "$dg" | tar -tf - | grep -c .) files, e.g. $(ctr content get "$dg" | tar -tf - | grep -E '^(inventory|pstree|pages-1)\.img$' | tr '\n' ' ')"
   a=$(count "$id"); sleep 1; b=$(count "$id")
   echo "still counting after the checkpoint: $a -> $b"
+  step "$rt: kill and remove it, then restore it from the checkpoint (ctr c restore --live)"
+  ctr t kill -s 9 "$id" >/dev/null; sleep 0.5
+  ctr t rm "$id" >/dev/null 2>&1 || true; ctr c rm "$id" >/dev/null
+  t0=$EPOCHREALTIME
+  ctr c restore --live "$id" "localhost/$id:ck" >/dev/null
+  t1=$EPOCHREALTIME
+  sleep 0.5
+  echo "restore took $(ms "$t0" "$t1"); task: $(ctr t ls | awk -v id="$id" '$1 == id {print $3}'); counter at the checkpoint: $a, after the restore: $(count "$id") (resumed, not reset)"
+  ctr t exec --exec-id ps2 "$id" ps -o pid,ppid,args
 done
 
 step "kata-cr through CRI: crictl runp/create/start, then crictl checkpoint --export"
 jq -n '{metadata: {name: "demo", namespace: "demo", uid: "demo-uid", attempt: 0},
         log_directory: "/tmp/demo-logs", linux: {security_context: {namespace_options: {network: 2}}}}' >"$work/pod.json"
 jq -n --arg c "$COUNTER" '{metadata: {name: "counter", attempt: 0}, image: {image: "localhost:5000/busybox:latest"},
-        command: ["sh", "-c", $c], log_path: "counter.log"}' >"$work/ctr.json"
+        command: ["sh", "-c", $c], log_path: "counter.log",
+        linux: {security_context: {namespace_options: {pid: 1}}}}' >"$work/ctr.json"
 pod=$(crictl runp --runtime kata-cr "$work/pod.json")
 c=$(crictl create "$pod" "$work/ctr.json" "$work/pod.json")
 crictl start "$c" >/dev/null
@@ -58,5 +68,14 @@ echo "archive: $(tar -tf "$work/counter.tar" | sed 's#^\./##; s#/.*#/#' | grep .
 a=$(crictl exec -s "$c" cat /tmp/c); sleep 1; b=$(crictl exec -s "$c" cat /tmp/c)
 echo "state: $(crictl inspect "$c" | jq -r .status.state), still counting: $a -> $b"
 
-step "restore"
-echo "Restore through kata-cr (ctr c restore --live, CRI create-from-checkpoint) is not in this build yet."
+step "kata-cr through CRI: remove the pod, restore the container into a new pod from the archive"
+crictl rmp -f "$pod" >/dev/null
+jq '.metadata.name = "demo2" | .metadata.uid = "demo2-uid"' "$work/pod.json" >"$work/pod2.json"
+pod=$(crictl runp --runtime kata-cr "$work/pod2.json")
+jq --arg t "$work/counter.tar" '.image.image = $t' "$work/ctr.json" >"$work/restore.json"
+t0=$EPOCHREALTIME
+c=$(crictl create "$pod" "$work/restore.json" "$work/pod2.json")
+crictl start "$c" >/dev/null
+t1=$EPOCHREALTIME
+sleep 0.5
+echo "create + start from the archive took $(ms "$t0" "$t1"); state: $(crictl inspect "$c" | jq -r .status.state); counter at the checkpoint: $a, after the restore: $(crictl exec -s "$c" cat /tmp/c) (resumed, not reset)"

@@ -112,3 +112,31 @@ grep "checkpoint done id=\"\?$id" "${KATA_CR_BED_LOG_DIR:-/var/log/kata-cr-bed}/
         'BEGIN{printf "staging 1 GiB workload (%.0f MiB image set): %s %d ms (criu dump %d ms)\n", b/1048576, tolower(m), s, d}'
     done
 rm -rf "${work:?}/$id-rename" "/tmp/$id-copy"
+
+# 6. Restore time, kata-cr vs runc (ctr c restore --live of a counter's
+#    checkpoint), and the whole round trip checkpoint + kill + rm + restore.
+RS=${BENCH_RESTORES:-5}
+declare -A rs=() rt_trip=()
+for rt in runc kata-cr; do
+  id=bench-rs-$rt-$$
+  start_workload "$rt" "$id" counter
+  for i in $(seq 1 "$RS"); do
+    ref=localhost/bench-rs-$rt:$i
+    t0=$EPOCHREALTIME
+    ctr -n $ns c checkpoint --task "$id" "$ref" >/dev/null
+    ctr -n $ns t kill -s 9 "$id" >/dev/null; ctr -n $ns t rm -f "$id" >/dev/null 2>&1 || true
+    ctr -n $ns c rm "$id" >/dev/null
+    t1=$EPOCHREALTIME
+    ctr -n $ns c restore --live "$id" "$ref" >/dev/null
+    t2=$EPOCHREALTIME
+    rs[$rt]+="$(awk -v a="$t1" -v b="$t2" 'BEGIN{printf "%.6f", b-a}') "
+    rt_trip[$rt]+="$(awk -v a="$t0" -v b="$t2" 'BEGIN{printf "%.6f", b-a}') "
+    ctr -n $ns images rm "$ref" >/dev/null 2>&1
+    sleep 1.05
+  done
+done
+for what in restore round-trip; do
+  if [ "$what" = restore ]; then r=$(echo "${rs[runc]}" | median); k=$(echo "${rs[kata-cr]}" | median)
+  else r=$(echo "${rt_trip[runc]}" | median); k=$(echo "${rt_trip[kata-cr]}" | median); fi
+  awk -v r="$r" -v k="$k" -v n="$RS" -v w="$what" 'BEGIN{printf "%s (counter, median of %d): runc %.0f ms, kata-cr %.0f ms, ratio %.2f (target < 1.15)\n", w, n, r*1000, k*1000, k/r}'
+done
