@@ -130,29 +130,34 @@ fn make_dir(
     Ok(fd)
 }
 
+/// The container's rootfs as an `O_PATH` directory fd, not following a link.
+fn open_rootfs(rootfs: &Path) -> Result<OwnedFd> {
+    if !rootfs.is_absolute() {
+        return Err(Error::InvalidArgument(format!(
+            "rootfs {:?} is not an absolute path",
+            rootfs
+        )));
+    }
+    nix::fcntl::open(
+        rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        Errno::ENOENT => Error::NotFound(format!("rootfs {} does not exist", rootfs.display())),
+        Errno::ELOOP | Errno::ENOTDIR => {
+            Error::InvalidArgument(format!("rootfs {} is not a directory", rootfs.display()))
+        }
+        e => Error::io(format!("open {}", rootfs.display()), e),
+    })
+}
+
 impl ImageDir {
     /// Creates `<rootfs>/.kata-cr/<name>/` (mode 0700); `name` must pass
     /// [`validate_name`] and must not exist yet.
     pub fn create(rootfs: &Path, name: &str) -> Result<Self> {
         validate_name(name)?;
-        if !rootfs.is_absolute() {
-            return Err(Error::InvalidArgument(format!(
-                "rootfs {:?} is not an absolute path",
-                rootfs
-            )));
-        }
-        let root = nix::fcntl::open(
-            rootfs,
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| match e {
-            Errno::ENOENT => Error::NotFound(format!("rootfs {} does not exist", rootfs.display())),
-            Errno::ELOOP | Errno::ENOTDIR => {
-                Error::InvalidArgument(format!("rootfs {} is not a directory", rootfs.display()))
-            }
-            e => Error::io(format!("open {}", rootfs.display()), e),
-        })?;
+        let root = open_rootfs(rootfs)?;
         let kata_path = rootfs.join(KATA_DIR);
         let kata_dir = make_dir(root.as_fd(), OsStr::new(KATA_DIR), &kata_path, false)?;
         let path = kata_path.join(name);
@@ -170,24 +175,7 @@ impl ImageDir {
     /// when it does not exist.
     pub fn open(rootfs: &Path, name: &str) -> Result<Self> {
         validate_name(name)?;
-        if !rootfs.is_absolute() {
-            return Err(Error::InvalidArgument(format!(
-                "rootfs {:?} is not an absolute path",
-                rootfs
-            )));
-        }
-        let root = nix::fcntl::open(
-            rootfs,
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| match e {
-            Errno::ENOENT => Error::NotFound(format!("rootfs {} does not exist", rootfs.display())),
-            Errno::ELOOP | Errno::ENOTDIR => {
-                Error::InvalidArgument(format!("rootfs {} is not a directory", rootfs.display()))
-            }
-            e => Error::io(format!("open {}", rootfs.display()), e),
-        })?;
+        let root = open_rootfs(rootfs)?;
         let kata_path = rootfs.join(KATA_DIR);
         let path = kata_path.join(name);
         let missing = |e: Errno, shown: &Path| match e {
