@@ -26,6 +26,9 @@ pub struct AgentBackend {
     kata_roots: kata::Roots,
     /// Kata mode: kata-cr-agent's guest vsock port.
     port: u32,
+    /// Kata mode: the sandbox to reach, when it is not the one of the
+    /// proxy's working directory (the `guest` subcommand).
+    sandbox: Option<String>,
 }
 
 impl AgentBackend {
@@ -36,7 +39,15 @@ impl AgentBackend {
             timeout: Duration::from_secs(cfg.agent.timeout_secs),
             kata_roots: kata::Roots::default(),
             port: api::VSOCK_PORT,
+            sandbox: None,
         }
+    }
+
+    /// Kata mode: reach the agent of sandbox `sid` rather than the one of the
+    /// working directory's bundle.
+    pub fn for_sandbox(mut self, sid: &str) -> Self {
+        self.sandbox = Some(sid.to_string());
+        self
     }
 
     /// The agent serving this proxy's pod. In Kata mode the pod is the one of
@@ -46,6 +57,10 @@ impl AgentBackend {
     pub async fn connect(&self) -> Result<AgentClient> {
         match self.mode {
             AgentMode::Host => self.connect_host().await,
+            AgentMode::Kata if self.sandbox.is_some() => {
+                self.connect_sandbox(self.sandbox.as_deref().unwrap_or_default())
+                    .await
+            }
             AgentMode::Kata => {
                 let cwd = std::env::current_dir()
                     .ctx(|| "the proxy's working directory (its sandbox's bundle)".into())?;

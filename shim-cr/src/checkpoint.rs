@@ -16,9 +16,9 @@ use containerd_shim_protos::shim::oci::CheckpointOptions;
 use protobuf::Message;
 
 use crate::agent_backend::{agent_error, AgentBackend};
-use crate::containers::Registry;
+use crate::containers::{Container, Registry};
 use crate::error::{Error, Result};
-use crate::staging;
+use crate::staging::{self, Staged};
 
 /// What the request's options ask for. CRI sends none: leave running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,37 +98,8 @@ pub async fn checkpoint(
     std::fs::create_dir_all(&dest)
         .map_err(|e| Error::io(format!("create {}", dest.display()), e))?;
 
-    let name = format!("ckpt-{}", random_suffix());
-    let mut ck = api::CheckpointRequest::new();
-    ck.container_id = id.to_string();
-    ck.rootfs = backend.agent_rootfs(&c).display().to_string();
-    ck.image_dir = name.clone();
-    ck.leave_running = !want.exit;
-    ck.tcp_established = true;
-    ck.file_locks = true;
-    ck.ext_unix_sk = true;
-    ck.skip_sync = backend.same_kernel();
-
-    let client = backend.connect().await?;
     let t0 = std::time::Instant::now();
-    let dumped = client
-        .checkpoint(api::context_with_timeout(backend.timeout), &ck)
-        .await
-        .map_err(|e| agent_error(id, "checkpoint", e));
-    let dumped = match dumped {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = staging::remove_set(&upper, &name);
-            return Err(e);
-        }
-    };
-    let dump_ms = t0.elapsed().as_millis();
-    let staged = stage(upper, name, dest.clone())
-        .await
-        .map_err(|e| match e {
-            Error::InvalidArgument(m) => Error::InvalidArgument(format!("checkpoint of {id}: {m}")),
-            e => e,
-        })?;
+    let (dumped, staged, dump_ms) = dump_and_stage(backend, &c, !want.exit, &upper, &dest).await?;
     if req.options.is_none() {
         leave_criu_metadata_for_cri(id, c.upperdir.as_deref(), &dest);
     }
@@ -144,6 +115,52 @@ pub async fn checkpoint(
         "checkpoint done"
     );
     Ok(())
+}
+
+/// Has the agent dump `c` into its rootfs and moves the image set from the
+/// host side of the rootfs (`upper`) flat into `dest`; on failure nothing
+/// is left in either. Returns the agent's answer, what was staged and the
+/// dump's duration in milliseconds.
+pub async fn dump_and_stage(
+    backend: &AgentBackend,
+    c: &Container,
+    leave_running: bool,
+    upper: &Path,
+    dest: &Path,
+) -> Result<(api::CheckpointResponse, Staged, u128)> {
+    let id = c.id.as_str();
+    let name = format!("ckpt-{}", random_suffix());
+    let mut ck = api::CheckpointRequest::new();
+    ck.container_id = id.to_string();
+    ck.rootfs = backend.agent_rootfs(c).display().to_string();
+    ck.image_dir = name.clone();
+    ck.leave_running = leave_running;
+    ck.tcp_established = true;
+    ck.file_locks = true;
+    ck.ext_unix_sk = true;
+    ck.skip_sync = backend.same_kernel();
+
+    let client = backend.connect().await?;
+    let t0 = std::time::Instant::now();
+    let dumped = client
+        .checkpoint(api::context_with_timeout(backend.timeout), &ck)
+        .await
+        .map_err(|e| agent_error(id, "checkpoint", e));
+    let dumped = match dumped {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = staging::remove_set(upper, &name);
+            return Err(e);
+        }
+    };
+    let dump_ms = t0.elapsed().as_millis();
+    let staged = stage(upper.to_path_buf(), name, dest.to_path_buf())
+        .await
+        .map_err(|e| match e {
+            Error::InvalidArgument(m) => Error::InvalidArgument(format!("checkpoint of {id}: {m}")),
+            e => e,
+        })?;
+    Ok((dumped, staged, dump_ms))
 }
 
 /// criu's log and statistics, for checkpointctl. containerd 2.1.0-2.1.8,

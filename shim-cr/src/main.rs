@@ -6,6 +6,7 @@ mod args;
 mod bootstrap;
 mod bundle_state;
 mod checkpoint;
+mod cli;
 mod config;
 mod containers;
 mod delete;
@@ -39,9 +40,15 @@ fn main() {
             Err(_) => 1,
         });
     }
-    if first.as_deref() == Some("doctor") {
+    let subcommand: Option<fn(&[String]) -> i32> = match first.as_deref() {
+        Some("doctor") => Some(doctor::run),
+        Some("guest") => Some(cli::guest),
+        Some("rewrite-bundle") => Some(cli::rewrite_bundle),
+        _ => None,
+    };
+    if let Some(run) = subcommand {
         let rest: Vec<String> = argv.collect();
-        std::process::exit(doctor::run(&rest));
+        std::process::exit(run(&rest));
     }
     let args = match args::ShimArgs::parse(std::env::args().skip(1)) {
         Ok(a) => a,
