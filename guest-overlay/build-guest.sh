@@ -66,7 +66,7 @@ fetch_debs() {
 	echo "deb [trusted=yes] $DEBIAN_MIRROR $DEBIAN_SUITE main" >"$st/etc/sources.list"
 	local opts=(-o "Dir::Etc::SourceList=$st/etc/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
 		-o "Dir::Etc::PreferencesParts=$st/etc/preferences.d" -o "Dir::State::Lists=$st/lists"
-		-o "Dir::Cache=$st/cache" -o "Dir::State::status=/dev/null" -o "Debug::NoLocking=1")
+		-o "Dir::Cache=$st/cache" -o "Dir::State::status=/dev/null" -o "Debug::NoLocking=1" -o "APT::Sandbox::User=root")
 	apt-get "${opts[@]}" -qq update
 	local pkgs
 	pkgs=$(apt-cache "${opts[@]}" depends --recurse --no-recommends --no-suggests --no-conflicts \
