@@ -58,6 +58,10 @@ pub async fn restore(backend: &AgentBackend, c: &Container, image_dir: &str) -> 
     req.container_id = id.to_string();
     req.rootfs = backend.agent_rootfs(c).display().to_string();
     req.image_dir = image_dir.to_string();
+    // What the dump kept comes back: containerd hands a restore no criu
+    // options (runc's restore sees only its criu config file), and criu
+    // refuses an image set holding connections without being told. The
+    // agent restores them closed where their address is gone (a new network).
     req.tcp_established = true;
     req.file_locks = true;
     req.ext_unix_sk = true;
@@ -88,6 +92,10 @@ pub async fn restore(backend: &AgentBackend, c: &Container, image_dir: &str) -> 
         }
     }
     let r = res?;
+    if r.tcp_closed > 0 {
+        tracing::warn!(id, connections = r.tcp_closed, missing = ?r.tcp_missing_addresses,
+            "restore: TCP connections restored closed: the container's network lacks their addresses");
+    }
     tracing::info!(id, pid = r.pid, host_pid = r.host_pid, ms = t0.elapsed().as_millis() as u64, criu_log = %r.criu_log_path, "restore done");
     Ok(r.host_pid)
 }
