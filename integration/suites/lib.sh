@@ -118,6 +118,10 @@ rt_cri() { echo "${RT:?RT not set}"; }
 rt_extra_procs() { if [ "${RT:?RT not set}" = kata-cr ]; then echo 1; else echo 0; fi; }
 
 track_ctr() { echo "ctr ${2:-$CTR_NS} $1" >>"$E2E_CASE_DIR/cleanup"; }
+track_ctr_at() { echo "ctr-at $1 $2" >>"$E2E_CASE_DIR/cleanup"; } # ADDRESS ID (namespace default)
+# track_daemon PID DIR: a daemon the case started, stopped after everything else, then
+# whatever it mounted under DIR unmounted and DIR removed
+track_daemon() { echo "daemon $1 $2" >>"$E2E_CASE_DIR/cleanup"; }
 track_pod() { echo "pod $CRI_NS $1" >>"$E2E_CASE_DIR/cleanup"; }
 track_pid() { echo "pid - $1" >>"$E2E_CASE_DIR/cleanup"; }
 # put_file PATH CONTENT: write PATH for the case; it is put back as it was (or removed)
@@ -200,18 +204,30 @@ e2e_cleanup() { # remove what the case registered (idempotent; used in the case 
     [ "$kind" = pod ] || continue
     timeout 30 crictl rmp -f "$id" >/dev/null 2>&1 || true
   done <"$f"
+  local c
   while read -r kind ns id; do
-    [ "$kind" = ctr ] || continue
-    ctr -n "$ns" c info "$id" >/dev/null 2>&1 || continue
-    timeout 10 ctr -n "$ns" t resume "$id" >/dev/null 2>&1 || true
-    timeout 10 ctr -n "$ns" t kill -a -s KILL "$id" >/dev/null 2>&1 || true
+    case "$kind" in
+      ctr) c=(ctr -n "$ns") ;;
+      ctr-at) c=(ctr --address "$ns" -n default) ;;
+      *) continue ;;
+    esac
+    "${c[@]}" c info "$id" >/dev/null 2>&1 || continue
+    timeout 10 "${c[@]}" t resume "$id" >/dev/null 2>&1 || true
+    timeout 10 "${c[@]}" t kill -a -s KILL "$id" >/dev/null 2>&1 || true
     for _ in $(seq 1 50); do
-      st=$(ctr -n "$ns" t ls 2>/dev/null | awk -v id="$id" '$1 == id {print $3}')
+      st=$("${c[@]}" t ls 2>/dev/null | awk -v id="$id" '$1 == id {print $3}')
       [ -z "$st" ] || [ "$st" = STOPPED ] && break
       sleep 0.1
     done
-    timeout 10 ctr -n "$ns" t delete -f "$id" >/dev/null 2>&1 || true
-    timeout 10 ctr -n "$ns" c rm "$id" >/dev/null 2>&1 || true
+    timeout 10 "${c[@]}" t delete -f "$id" >/dev/null 2>&1 || true
+    timeout 10 "${c[@]}" c rm "$id" >/dev/null 2>&1 || true
+  done <"$f"
+  while read -r kind ns id; do
+    [ "$kind" = daemon ] || continue
+    _kill_bg "$ns"
+    awk -v d="$id" '$5 == d || index($5, d "/") == 1 {print $5}' /proc/self/mountinfo | sort -r \
+      | while read -r m; do umount -l "$m" 2>/dev/null; done
+    rm -rf --one-file-system "$id" 2>/dev/null
   done <"$f"
 }
 

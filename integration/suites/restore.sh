@@ -296,6 +296,70 @@ t_tcp_new_network() {
     || fail "kata-cr: $(cat "$E2E_CASE_DIR/out.kata-cr")"
 }
 
+# ------------------------------------------------------------------ a second containerd
+# A second containerd on this machine, its own root, state and socket (same binaries,
+# the bed's runtimes), CRI off: a checkpoint moves to it by `ctr image export/import`.
+C2=/tmp/containerd2
+C2_SOCK=$C2/run/containerd.sock
+c2() { ctr --address "$C2_SOCK" -n default "$@"; }
+start_containerd2() {
+  rm -rf "$C2"; mkdir -p "$C2/root" "$C2/run"
+  cat >"$C2/config.toml" <<EOF
+version = 3
+root = "$C2/root"
+state = "$C2/run/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime", "io.containerd.cri.v1.images", "io.containerd.podsandbox.controller.v1.podsandbox", "io.containerd.sandbox.controller.v1.shim"]
+[grpc]
+  address = "$C2_SOCK"
+[ttrpc]
+  address = ""
+[debug]
+  address = ""
+[metrics]
+  address = ""
+EOF
+  env -i PATH="$PATH" HOME=/root setsid containerd --config "$C2/config.toml" </dev/null >"$E2E_CASE_DIR/containerd2.log" 2>&1 &
+  track_daemon $! "$C2"
+  wait_for 30 c2 version || fail "the second containerd did not come up: $(tail -n 5 "$E2E_CASE_DIR/containerd2.log")"
+  # the checkpoint's base image, from the local registry
+  must c2 images pull --plain-http "$IMG" >/dev/null || exit 1
+}
+
+scn_second_containerd() {
+  local d=$E2E_CASE_DIR id ref before after
+  id=$(uid mig); ref=localhost/mig-$id:1
+  c_run_d "$id" sh -c "$COUNTER" || exit 1
+  wait_status "$id" RUNNING; sleep 0.6
+  must ctr c checkpoint --task --rw "$id" "$ref" >/dev/null || exit 1
+  before=$(counter "$id")
+  must ctr images export --skip-manifest-json "$d/mig.$RT.tar" "$ref" >/dev/null || exit 1
+  ctr t kill -s 9 "$id" >/dev/null 2>&1; wait_status "$id" STOPPED
+  must ctr t rm "$id" >/dev/null || exit 1
+  must ctr c rm "$id" >/dev/null || exit 1
+  ctr images rm "$ref" >/dev/null 2>&1
+  must c2 images import "$d/mig.$RT.tar" >/dev/null || exit 1
+  track_ctr_at "$C2_SOCK" "$id"
+  must c2 c restore --live --rw "$id" "$ref" >/dev/null || exit 1
+  wait_for 10 eval "c2 t ls | grep -q \"^$id .*RUNNING\"" || fail "not running under the second containerd: $(c2 t ls)"
+  sleep 0.6
+  after=$(c2 t exec --exec-id "m$RANDOM" "$id" cat /tmp/c)
+  info "[$RT] counter $before -> $after"
+  [ -n "$before" ] && [ -n "$after" ] && [ "$after" -gt "$before" ] || fail "counter $before -> $after across the move"
+  echo "restored under the second containerd: $(c2 t ls | awk -v id="$id" '$1 == id {print $3}')"
+  echo "counter went on: yes"
+  echo "under the first containerd: $(ctr c ls -q | grep -cx "$id") container(s)"
+  echo "runtime: $(c2 c info "$id" | jq -r .Runtime.Name)"
+  must c2 t kill -s TERM "$id" >/dev/null || exit 1
+  wait_for 10 eval "c2 t ls | grep -q \"^$id .*STOPPED\"" || fail "TERM did not stop it"
+  echo "TERM (trapped): $(c2 t rm "$id" 2>&1 | grep -o 'exit code [0-9]*')"
+  must c2 c rm "$id" >/dev/null || exit 1
+  c2 images rm "$ref" >/dev/null 2>&1
+}
+t_second_containerd() {
+  start_containerd2
+  run_both scn_second_containerd
+}
+
 # ------------------------------------------------------------------ kata-cr only
 t_runc_checkpoint_under_kata_cr() {
   # A checkpoint made by vanilla runc (the whole container, PID 1 included)
@@ -365,6 +429,7 @@ e2e_cases() {
   case_ "A/B CRI: a held TCP connection fails a checkpoint without tcp-established" t_tcp_refused_without_option
   case_ "A/B CRI: a TCP connection survives checkpoint/rm/restore in the same pod" t_tcp_same_pod
   case_ "CRI: a pod moved to a new network: connections end, the restore works (runc: documented)" t_tcp_new_network
+  case_ "A/B ctr: a checkpoint moves to a second containerd (image export/import)" t_second_containerd
   case_ "kata-cr: a runc checkpoint restored under kata-cr works or fails clearly" t_runc_checkpoint_under_kata_cr
   case_ "kata-cr: a failed restore leaves nothing half-alive" t_failed_restore_leaves_nothing
 }
