@@ -360,6 +360,45 @@ t_second_containerd() {
   run_both scn_second_containerd
 }
 
+# ------------------------------------------------------------------ CRI: an OCI checkpoint image
+scn_cri_checkpoint_image() {
+  local d=$E2E_CASE_DIR pod c ref before after
+  ref=localhost:5000/e2e-checkpoint:$(uid img)
+  read -r pod c < <(cri_pod_with ci "$COUNTER") || exit 1
+  [ -n "$c" ] || exit 1
+  sleep 0.6
+  must crictl checkpoint --export="$d/ci.$RT.tar" "$c" >/dev/null || exit 1
+  before=$(crictl exec -s "$c" cat /tmp/c)
+  must crictl rmp -f "$pod" >/dev/null || exit 1
+  # Build the image, push it to the registry, drop the local copy: CRI pulls it.
+  must "$E2E_SUITES_DIR/checkpoint-image" "$d/ci.$RT.tar" "$ref" "$d/ci-image.$RT.tar" || exit 1
+  must ctr -n k8s.io images import "$d/ci-image.$RT.tar" >/dev/null || exit 1
+  must ctr -n k8s.io images push --plain-http "$ref" >/dev/null || exit 1
+  must ctr -n k8s.io images rm "$ref" >/dev/null || exit 1
+  must crictl pull "$ref" >/dev/null || exit 1
+  pod_json "$(uid ci2)" "$d/ci2.$RT.json"
+  pod=$(must crictl runp --runtime "$(rt_cri)" "$d/ci2.$RT.json") || exit 1
+  track_pod "$pod"
+  jq --arg t "$ref" '.image.image = $t' "$d/ci.$RT.json" >"$d/ci-r.$RT.json"
+  c=$(must crictl create "$pod" "$d/ci-r.$RT.json" "$d/ci2.$RT.json") || exit 1
+  must crictl start "$c" >/dev/null || exit 1
+  wait_cri_state "$c" CONTAINER_RUNNING
+  sleep 0.5
+  after=$(crictl exec -s "$c" cat /tmp/c)
+  info "[$RT] counter $before -> $after"
+  [ -n "$before" ] && [ -n "$after" ] && [ "$after" -gt "$before" ] || fail "counter $before -> $after"
+  # containerd took the path of OCI checkpoint images, not of archives
+  grep -qF "Found checkpoint of container" "${KATA_CR_BED_LOG_DIR:-/var/log/kata-cr-bed}/containerd.log" \
+    && grep -F "Found checkpoint of container" "${KATA_CR_BED_LOG_DIR:-/var/log/kata-cr-bed}/containerd.log" | grep -qF "$ref" \
+    || fail "containerd did not log 'Found checkpoint of container ... in $ref'"
+  echo "restored from the checkpoint image: $(cri_state "$c"), counter went on: yes"
+  echo "image of the restored container: $(crictl inspect "$c" | jq -r '.status.image.image' | sed -E 's/@sha256:[0-9a-f]{64}//')"
+  must crictl rmp -f "$pod" >/dev/null || exit 1
+  crictl rmi "$ref" >/dev/null 2>&1
+  true
+}
+t_cri_checkpoint_image() { run_both scn_cri_checkpoint_image; }
+
 # ------------------------------------------------------------------ kata-cr only
 t_runc_checkpoint_under_kata_cr() {
   # A checkpoint made by vanilla runc (the whole container, PID 1 included)
@@ -430,6 +469,7 @@ e2e_cases() {
   case_ "A/B CRI: a TCP connection survives checkpoint/rm/restore in the same pod" t_tcp_same_pod
   case_ "CRI: a pod moved to a new network: connections end, the restore works (runc: documented)" t_tcp_new_network
   case_ "A/B ctr: a checkpoint moves to a second containerd (image export/import)" t_second_containerd
+  case_ "A/B CRI: create from an OCI checkpoint image pulled from a registry" t_cri_checkpoint_image
   case_ "kata-cr: a runc checkpoint restored under kata-cr works or fails clearly" t_runc_checkpoint_under_kata_cr
   case_ "kata-cr: a failed restore leaves nothing half-alive" t_failed_restore_leaves_nothing
 }
