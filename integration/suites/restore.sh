@@ -206,6 +206,29 @@ t_tcp_same_pod() {
   run_both scn_tcp_same_pod
 }
 
+# runc's CheckpointOptions.open_tcp, as the Go client sends it (Tasks.Checkpoint with
+# image_path): ctr and CRI cannot set it. Honoured by both, with no criu config file.
+scn_open_tcp_option() {
+  local d=$E2E_CASE_DIR id port before
+  id=$(uid otcp); port=$(( $(tcp_port) + 20 ))
+  track_ctr "$id"
+  must ctr run -d --net-host --runtime "$(rt_ctr)" "$IMG" "$id" sh -c "$(tcp_pair "$port")" >/dev/null || exit 1
+  wait_status "$id" RUNNING
+  wait_for 10 eval "exec_in $id netstat -tn | awk -v p=127.0.0.1:$port '\$5 == p && \$6 == \"ESTABLISHED\"' | grep -q ." \
+    || fail "the client never connected"
+  if "$E2E_SUITES_DIR/task-checkpoint.py" "$CONTAINERD_SOCK" "$CTR_NS" "$id" "$d/no-$RT" 2>"$d/no.$RT.err"; then
+    echo "open_tcp false: checkpoint succeeded"
+  else
+    echo "open_tcp false: checkpoint refused"
+    info "[$RT] $(head -c 200 "$d/no.$RT.err")"
+  fi
+  must "$E2E_SUITES_DIR/task-checkpoint.py" "$CONTAINERD_SOCK" "$CTR_NS" "$id" "$d/yes-$RT" --open-tcp || exit 1
+  echo "open_tcp true: checkpoint done, connections in the image set: $(find "$d/yes-$RT" -name 'tcp-stream-*.img' | count)"
+  before=$(exec_in "$id" tail -n 1 /tmp/echo); sleep 0.6
+  echo "task $(c_status "$id"), connection still carries data: $([ "$(exec_in "$id" tail -n 1 /tmp/echo)" -gt "${before:-0}" ] && echo yes || echo no)"
+}
+t_open_tcp_option() { run_both scn_open_tcp_option; }
+
 # A pod moved to a new network: its connections cannot come back (their local address
 # is gone). The client reconnects whenever its connection ends, keeping its counter in
 # /tmp/n; the server (in the bed, the pod network's gateway) counts connections.
@@ -467,6 +490,7 @@ e2e_cases() {
   case_ "A/B CRI: 3 export/new pod/create-from-archive cycles" t_cri_three_cycles
   case_ "A/B CRI: a held TCP connection fails a checkpoint without tcp-established" t_tcp_refused_without_option
   case_ "A/B CRI: a TCP connection survives checkpoint/rm/restore in the same pod" t_tcp_same_pod
+  case_ "A/B Tasks API: CheckpointOptions.open_tcp decides whether connections are dumped" t_open_tcp_option
   case_ "CRI: a pod moved to a new network: connections end, the restore works (runc: documented)" t_tcp_new_network
   case_ "A/B ctr: a checkpoint moves to a second containerd (image export/import)" t_second_containerd
   case_ "A/B CRI: create from an OCI checkpoint image pulled from a registry" t_cri_checkpoint_image
