@@ -66,6 +66,7 @@ pub async fn restore(backend: &AgentBackend, c: &Container, image_dir: &str) -> 
     req.file_locks = true;
     req.ext_unix_sk = true;
     let t0 = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(5);
     let res = match backend.connect().await {
         Ok(client) => loop {
             let r = client
@@ -73,12 +74,14 @@ pub async fn restore(backend: &AgentBackend, c: &Container, image_dir: &str) -> 
                 .await;
             // The inner shim's Start can return before the container's
             // process has exec'd kata-cr-init (runc signals its exec fifo and
-            // returns): the agent does not see the init yet. Ask again, briefly.
+            // returns): the agent does not see the init yet. Ask again, soon
+            // at first (the exec is a matter of milliseconds), then less often.
             match r {
                 Err(ttrpc::Error::RpcStatus(s))
                     if s.code() == ttrpc::Code::NOT_FOUND && t0.elapsed() < INIT_APPEARS_WITHIN =>
                 {
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(20));
                 }
                 r => break r.map_err(|e| agent_error(id, "restore", e)),
             }

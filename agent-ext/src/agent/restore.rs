@@ -306,13 +306,17 @@ async fn run(
     Ok(resp)
 }
 
-/// Polls `check` every 10 ms until it says true (Ok), gives up (Err) or
-/// `limit` passes (Err).
+/// Polls `check` until it says true (Ok), gives up (Err) or `limit` passes
+/// (Err). What it waits for (the init blocking a signal, joining a
+/// namespace) usually takes well under a millisecond: the first polls come
+/// 1 ms apart, doubling up to [`POLL_MAX`], so that a restore does not sit
+/// out a whole fixed interval each time (twice per restore).
 async fn wait_until(
     limit: Duration,
     mut check: impl FnMut() -> std::result::Result<bool, ()>,
 ) -> std::result::Result<(), ()> {
     let deadline = Instant::now() + limit;
+    let mut pause = Duration::from_millis(1);
     loop {
         if check()? {
             return Ok(());
@@ -320,9 +324,13 @@ async fn wait_until(
         if Instant::now() >= deadline {
             return Err(());
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(POLL_MAX);
     }
 }
+
+/// The longest pause between two polls of [`wait_until`].
+const POLL_MAX: Duration = Duration::from_millis(10);
 
 /// Undoes a failed restore: kills what criu left under the init, makes the
 /// init exit, removes the images; returns `err` with a note on what was
