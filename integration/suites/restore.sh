@@ -355,7 +355,11 @@ scn_second_containerd() {
   wait_status "$id" RUNNING; sleep 0.6
   must ctr c checkpoint --task --rw "$id" "$ref" >/dev/null || exit 1
   before=$(counter "$id")
-  must ctr images export --skip-manifest-json "$d/mig.$RT.tar" "$ref" >/dev/null || exit 1
+  # --local: through the transfer service, ctr 2.1.9's export sometimes ends the tar in
+  # the middle of a blob and still exits 0 (seen here with runc alone, about 1 run in 3;
+  # never with --local in 10). --skip-manifest-json: the checkpoint index's entries
+  # are not image manifests.
+  must ctr images export --local --skip-manifest-json "$d/mig.$RT.tar" "$ref" >/dev/null || exit 1
   ctr t kill -s 9 "$id" >/dev/null 2>&1; wait_status "$id" STOPPED
   must ctr t rm "$id" >/dev/null || exit 1
   must ctr c rm "$id" >/dev/null || exit 1
