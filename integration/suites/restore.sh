@@ -220,7 +220,6 @@ scn_open_tcp_option() {
     echo "open_tcp false: checkpoint succeeded"
   else
     echo "open_tcp false: checkpoint refused"
-    info "[$RT] $(head -c 200 "$d/no.$RT.err")"
   fi
   must "$E2E_SUITES_DIR/task-checkpoint.py" "$CONTAINERD_SOCK" "$CTR_NS" "$id" "$d/yes-$RT" --open-tcp || exit 1
   echo "open_tcp true: checkpoint done, connections in the image set: $(find "$d/yes-$RT" -name 'tcp-stream-*.img' | count)"
