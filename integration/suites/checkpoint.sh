@@ -11,7 +11,9 @@
 # Written by rename, so that a reader never sees a half-written (empty) file.
 COUNTER='i=0; while :; do i=$((i+1)); echo $i > /tmp/c.n; mv /tmp/c.n /tmp/c; echo $i > /dev/shm/c.n; mv /dev/shm/c.n /dev/shm/c; sleep 0.2; done'
 # A listening TCP server and a 64 MiB buffer kept in memory (tmpfs) beside the counter.
-RICH="dd if=/dev/urandom of=/dev/shm/buf bs=1M count=64 2>/dev/null; nc -lk -p 18080 -e cat & $COUNTER"
+# (busybox nc: -ll keeps listening; -lk is not an option of its nc)
+rich() { echo "dd if=/dev/urandom of=/dev/shm/buf bs=1M count=64 2>/dev/null; nc -ll -p $1 -e cat & $COUNTER"; }
+RICH=$(rich 18080)
 AGENT_SOCK=/run/kata-cr/agent.sock
 
 counter() { ctr t exec --exec-id "x$RANDOM$RANDOM" "$1" cat /tmp/c 2>/dev/null; }
@@ -64,7 +66,10 @@ t_ctr_checkpoint_rw_image() { run_both scn_ctr_checkpoint_rw_image; }
 
 scn_ctr_task_checkpoint() {
   local id dir; id=$(uid tck); dir=$E2E_CASE_DIR/images-$RT
-  c_run_d "$id" sh -c "$RICH" || exit 1
+  # Host network, a port per runtime: ctr's own network namespace has its loopback down.
+  local port; port=$([ "$RT" = runc ] && echo 18081 || echo 18082)
+  track_ctr "$id"
+  must ctr run -d --net-host --runtime "$(rt_ctr)" "$IMG" "$id" sh -c "$(rich "$port")" >/dev/null || exit 1
   wait_status "$id" RUNNING; sleep 2
   must ctr t checkpoint --image-path "$dir" "$id" >/dev/null || exit 1
   echo "status: $(c_status "$id")"
@@ -73,7 +78,9 @@ scn_ctr_task_checkpoint() {
   # the 64 MiB buffer lives in /dev/shm: its bytes are in the image set
   local sz; sz=$(du -sm "$dir" | cut -f1)
   [ "$sz" -ge 64 ] || fail "image set is $sz MiB, the 64 MiB tmpfs buffer is missing"
-  echo "tcp server answers: $(echo ping | ctr t exec --exec-id "n$RANDOM" -i "$id" nc 127.0.0.1 18080 2>/dev/null | head -1)"
+  local answer; answer=$(echo ping | timeout 5 ctr t exec --exec-id "n$RANDOM" "$id" nc -w 2 127.0.0.1 "$port" 2>/dev/null | head -1)
+  echo "tcp server answers: $answer"
+  expect_eq "the tcp echo server after the checkpoint" ping "$answer"
 }
 t_ctr_task_checkpoint() { run_both scn_ctr_task_checkpoint; }
 

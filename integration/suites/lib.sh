@@ -4,6 +4,7 @@
 # A suite sources this file, defines case functions and a function e2e_cases that calls
 #   case_ "NAME" FN        run FN as one case (own process, own dir, bounded time)
 # and ends with `e2e_main`. Inside the bed: integration/testbed run -- integration/suites/run-all
+# One suite, some cases: integration/testbed run -- env E2E_ONLY=tcp integration/suites/restore.sh
 #
 # Each case runs in its own bash process (the suite file is sourced again there, with
 # E2E_IN_CASE=1) under `timeout`, so a hung command cannot stop the suite. Everything a
@@ -27,6 +28,8 @@
 #   events_start FILE / events_stop / events_of FILE ID   ctr events, per container
 #   proxies_of ID / runc_shims_of ID   pids of the kata-cr proxy / runc shim serving ID
 #   pod_json NAME FILE / ctr_json NAME FILE [SH]   crictl configs (host-network pod)
+#   pod_json_net NAME FILE  a pod with a network namespace of its own (the bed's CNI)
+#   put_file PATH CONTENT   write a file for the case only (put back afterwards)
 #   cri_state ID / wait_cri_state ID STATE
 set -u
 
@@ -115,8 +118,22 @@ rt_cri() { echo "${RT:?RT not set}"; }
 rt_extra_procs() { if [ "${RT:?RT not set}" = kata-cr ]; then echo 1; else echo 0; fi; }
 
 track_ctr() { echo "ctr ${2:-$CTR_NS} $1" >>"$E2E_CASE_DIR/cleanup"; }
+track_ctr_at() { echo "ctr-at $1 $2" >>"$E2E_CASE_DIR/cleanup"; } # ADDRESS ID (namespace default)
+# track_daemon PID DIR: a daemon the case started, stopped after everything else, then
+# whatever it mounted under DIR unmounted and DIR removed
+track_daemon() { echo "daemon $1 $2" >>"$E2E_CASE_DIR/cleanup"; }
 track_pod() { echo "pod $CRI_NS $1" >>"$E2E_CASE_DIR/cleanup"; }
 track_pid() { echo "pid - $1" >>"$E2E_CASE_DIR/cleanup"; }
+# put_file PATH CONTENT: write PATH for the case; it is put back as it was (or removed)
+# when the case ends
+put_file() {
+  local b; b=$E2E_CASE_DIR/saved.$(printf '%s' "$1" | sha256sum | cut -c1-12)
+  if ! grep -qF "file $b " "$E2E_CASE_DIR/cleanup" 2>/dev/null; then
+    if [ -e "$1" ]; then cp -a "$1" "$b"; else rm -f "$b"; fi
+    echo "file $b $1" >>"$E2E_CASE_DIR/cleanup"
+  fi
+  mkdir -p "$(dirname "$1")" && printf '%s\n' "$2" >"$1"
+}
 
 c_run_d() { # c_run_d ID CMD... (ctr run -d with the runtime of $RT)
   local id=$1; shift
@@ -180,21 +197,37 @@ e2e_cleanup() { # remove what the case registered (idempotent; used in the case 
   # background processes first (they may hold tasks), then pods, then containers
   while read -r kind ns id; do [ "$kind" = pid ] && _kill_bg "$id"; done <"$f"
   while read -r kind ns id; do
+    [ "$kind" = file ] || continue
+    if [ -e "$ns" ]; then cp -a "$ns" "$id"; else rm -f "$id"; fi
+  done <"$f"
+  while read -r kind ns id; do
     [ "$kind" = pod ] || continue
     timeout 30 crictl rmp -f "$id" >/dev/null 2>&1 || true
   done <"$f"
+  local c
   while read -r kind ns id; do
-    [ "$kind" = ctr ] || continue
-    ctr -n "$ns" c info "$id" >/dev/null 2>&1 || continue
-    timeout 10 ctr -n "$ns" t resume "$id" >/dev/null 2>&1 || true
-    timeout 10 ctr -n "$ns" t kill -a -s KILL "$id" >/dev/null 2>&1 || true
+    case "$kind" in
+      ctr) c=(ctr -n "$ns") ;;
+      ctr-at) c=(ctr --address "$ns" -n default) ;;
+      *) continue ;;
+    esac
+    "${c[@]}" c info "$id" >/dev/null 2>&1 || continue
+    timeout 10 "${c[@]}" t resume "$id" >/dev/null 2>&1 || true
+    timeout 10 "${c[@]}" t kill -a -s KILL "$id" >/dev/null 2>&1 || true
     for _ in $(seq 1 50); do
-      st=$(ctr -n "$ns" t ls 2>/dev/null | awk -v id="$id" '$1 == id {print $3}')
+      st=$("${c[@]}" t ls 2>/dev/null | awk -v id="$id" '$1 == id {print $3}')
       [ -z "$st" ] || [ "$st" = STOPPED ] && break
       sleep 0.1
     done
-    timeout 10 ctr -n "$ns" t delete -f "$id" >/dev/null 2>&1 || true
-    timeout 10 ctr -n "$ns" c rm "$id" >/dev/null 2>&1 || true
+    timeout 10 "${c[@]}" t delete -f "$id" >/dev/null 2>&1 || true
+    timeout 10 "${c[@]}" c rm "$id" >/dev/null 2>&1 || true
+  done <"$f"
+  while read -r kind ns id; do
+    [ "$kind" = daemon ] || continue
+    _kill_bg "$ns"
+    awk -v d="$id" '$5 == d || index($5, d "/") == 1 {print $5}' /proc/self/mountinfo | sort -r \
+      | while read -r m; do umount -l "$m" 2>/dev/null; done
+    rm -rf --one-file-system "$id" 2>/dev/null
   done <"$f"
 }
 
@@ -263,6 +296,11 @@ pod_json() { # pod_json NAME FILE: a host-network pod
     '{metadata: {name: $n, namespace: "e2e", uid: $u, attempt: 0}, log_directory: $d,
       linux: {security_context: {namespace_options: {network: 2}}}}' >"$2"
 }
+pod_json_net() { # pod_json_net NAME FILE: a pod on the bed's pod network (10.99.0.0/24)
+  jq -n --arg n "$1" --arg u "$1-uid" --arg d "$E2E_CASE_DIR/logs-$1" \
+    '{metadata: {name: $n, namespace: "e2e", uid: $u, attempt: 0}, log_directory: $d,
+      linux: {security_context: {namespace_options: {network: 0}}}}' >"$2"
+}
 # The container settings kubelet sends by default: a pid namespace of its own
 # (CRI's enum default, 0, would share the pod's).
 CRI_CONTAINER_PID=1
@@ -279,8 +317,9 @@ wait_cri_state() { # wait_cri_state ID STATE
 }
 
 # ------------------------------------------------------------------ the runner
-case_() { # case_ NAME FN
+case_() { # case_ NAME FN (E2E_ONLY=REGEX: only the cases whose FN matches)
   local name=$1 fn=$2 rc t0 dir
+  if [ -n "${E2E_ONLY:-}" ] && ! [[ $fn =~ $E2E_ONLY ]]; then return 0; fi
   E2E_NCASE=$((E2E_NCASE + 1))
   dir=$E2E_WORK/$(basename "$E2E_SUITE" .sh)/$(printf '%02d' "$E2E_NCASE")-$fn
   rm -rf "$dir"; mkdir -p "$dir"

@@ -66,22 +66,16 @@ def recv_exact(s, n):
     return buf
 
 
-def main():
-    if len(sys.argv) != 5:
-        print(__doc__, file=sys.stderr)
-        return 2
-    sock_path, ns, cid, limit = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    resources = json.dumps({"memory": {"limit": limit}}).encode()
-    any_msg = field_bytes(1, b"types.containerd.io/opencontainers/runtime-spec/1/LinuxResources") + field_bytes(2, resources)
-    req = field_bytes(1, cid.encode()) + field_bytes(2, any_msg)
+def unary(sock_path, ns, method, req, who):
+    """One unary gRPC call of containerd's API; returns 0 on a message, 1 otherwise
+    (the raw trailers on stderr)."""
     grpc_msg = b"\x00" + struct.pack(">I", len(req)) + req
-
     headers = b"".join(
         hpack_literal(k, v)
         for k, v in [
             (":method", "POST"),
             (":scheme", "http"),
-            (":path", "/containerd.services.tasks.v1.Tasks/Update"),
+            (":path", method),
             (":authority", "localhost"),
             ("content-type", "application/grpc"),
             ("te", "trailers"),
@@ -89,7 +83,7 @@ def main():
         ]
     )
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(20)
+    s.settimeout(60)
     s.connect(sock_path)
     s.sendall(
         b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -119,18 +113,29 @@ def main():
             if flags & 0x1:  # END_STREAM
                 break
         elif ftype == 3 and stream == 1:  # RST_STREAM
-            print("task-update: stream reset, code %d" % struct.unpack(">I", payload)[0], file=sys.stderr)
+            print("%s: stream reset, code %d" % (who, struct.unpack(">I", payload)[0]), file=sys.stderr)
             return 1
         elif ftype == 7:  # GOAWAY
-            print("task-update: GOAWAY %r" % payload, file=sys.stderr)
+            print("%s: GOAWAY %r" % (who, payload), file=sys.stderr)
             return 1
     s.close()
     if got_message:
         return 0
     raw = b"".join(blocks)
     printable = "".join(chr(b) if 32 <= b < 127 else "." for b in raw)
-    print("task-update: no message; trailers %s [%s]" % (raw.hex(), printable), file=sys.stderr)
+    print("%s: no message; trailers %s [%s]" % (who, raw.hex(), printable), file=sys.stderr)
     return 1
+
+
+def main():
+    if len(sys.argv) != 5:
+        print(__doc__, file=sys.stderr)
+        return 2
+    sock_path, ns, cid, limit = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    resources = json.dumps({"memory": {"limit": limit}}).encode()
+    any_msg = field_bytes(1, b"types.containerd.io/opencontainers/runtime-spec/1/LinuxResources") + field_bytes(2, resources)
+    req = field_bytes(1, cid.encode()) + field_bytes(2, any_msg)
+    return unary(sock_path, ns, "/containerd.services.tasks.v1.Tasks/Update", req, "task-update")
 
 
 if __name__ == "__main__":

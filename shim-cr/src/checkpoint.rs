@@ -16,28 +16,42 @@ use containerd_shim_protos::shim::oci::CheckpointOptions;
 use protobuf::Message;
 
 use crate::agent_backend::{agent_error, AgentBackend};
+use crate::config::Criu;
 use crate::containers::{Container, Registry};
 use crate::error::{Error, Result};
 use crate::staging::{self, Staged};
 
-/// What the request's options ask for. CRI sends none: leave running.
+/// What the checkpoint asks of criu: the request's runc `CheckpointOptions`
+/// (what containerd's runc shim hands to runc), each criu option OR-ed with
+/// kata-cr's `[criu]` settings as runc's criu config file would be. CRI sends
+/// no options: leave running, and only the configured criu options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Wanted {
     pub exit: bool,
+    pub tcp_established: bool,
+    pub ext_unix_sk: bool,
+    pub file_locks: bool,
 }
 
-pub fn wanted(req: &CheckpointTaskRequest) -> Result<Wanted> {
-    let Some(any) = req.options.as_ref() else {
-        return Ok(Wanted { exit: false });
+pub fn wanted(req: &CheckpointTaskRequest, defaults: &Criu) -> Result<Wanted> {
+    let o = match req.options.as_ref() {
+        None => CheckpointOptions::new(),
+        Some(any) if any.type_url.ends_with("CheckpointOptions") => {
+            CheckpointOptions::parse_from_bytes(&any.value)?
+        }
+        Some(any) => {
+            return Err(Error::InvalidArgument(format!(
+                "checkpoint options of type {} are not understood (want containerd.runc.v1.CheckpointOptions)",
+                any.type_url
+            )))
+        }
     };
-    if !any.type_url.ends_with("CheckpointOptions") {
-        return Err(Error::InvalidArgument(format!(
-            "checkpoint options of type {} are not understood (want containerd.runc.v1.CheckpointOptions)",
-            any.type_url
-        )));
-    }
-    let o = CheckpointOptions::parse_from_bytes(&any.value)?;
-    Ok(Wanted { exit: o.exit })
+    Ok(Wanted {
+        exit: o.exit,
+        tcp_established: o.open_tcp || defaults.tcp_established,
+        ext_unix_sk: o.external_unix_sockets || defaults.ext_unix_sk,
+        file_locks: o.file_locks || defaults.file_locks,
+    })
 }
 
 /// Containers with a checkpoint under way: a second one is refused, not queued,
@@ -69,6 +83,7 @@ pub async fn checkpoint(
     backend: &AgentBackend,
     containers: &Registry,
     busy: &InProgress,
+    defaults: &Criu,
     req: &CheckpointTaskRequest,
 ) -> Result<()> {
     let id = req.id.as_str();
@@ -82,7 +97,7 @@ pub async fn checkpoint(
             "container {id} is a pod sandbox; kata-cr checkpoints application containers"
         )));
     }
-    let want = wanted(req)?;
+    let want = wanted(req, defaults)?;
     if req.path.is_empty() {
         return Err(Error::InvalidArgument(format!(
             "checkpoint of {id}: empty image path"
@@ -99,7 +114,7 @@ pub async fn checkpoint(
         .map_err(|e| Error::io(format!("create {}", dest.display()), e))?;
 
     let t0 = std::time::Instant::now();
-    let (dumped, staged, dump_ms) = dump_and_stage(backend, &c, !want.exit, &upper, &dest).await?;
+    let (dumped, staged, dump_ms) = dump_and_stage(backend, &c, want, &upper, &dest).await?;
     if req.options.is_none() {
         leave_criu_metadata_for_cri(id, c.upperdir.as_deref(), &dest);
     }
@@ -124,7 +139,7 @@ pub async fn checkpoint(
 pub async fn dump_and_stage(
     backend: &AgentBackend,
     c: &Container,
-    leave_running: bool,
+    want: Wanted,
     upper: &Path,
     dest: &Path,
 ) -> Result<(api::CheckpointResponse, Staged, u128)> {
@@ -134,10 +149,10 @@ pub async fn dump_and_stage(
     ck.container_id = id.to_string();
     ck.rootfs = backend.agent_rootfs(c).display().to_string();
     ck.image_dir = name.clone();
-    ck.leave_running = leave_running;
-    ck.tcp_established = true;
-    ck.file_locks = true;
-    ck.ext_unix_sk = true;
+    ck.leave_running = !want.exit;
+    ck.tcp_established = want.tcp_established;
+    ck.file_locks = want.file_locks;
+    ck.ext_unix_sk = want.ext_unix_sk;
     ck.skip_sync = backend.same_kernel();
 
     let client = backend.connect().await?;
@@ -227,21 +242,58 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn options_decide_exit() {
-        let mut req = CheckpointTaskRequest::new();
-        assert_eq!(wanted(&req).unwrap(), Wanted { exit: false });
-        let mut o = CheckpointOptions::new();
-        o.exit = true;
+    fn with_options(o: &CheckpointOptions) -> CheckpointTaskRequest {
         let mut any = Any::new();
         any.type_url = "containerd.runc.v1.CheckpointOptions".into();
         any.value = o.write_to_bytes().unwrap();
-        req.options = protobuf::MessageField::some(any.clone());
-        assert_eq!(wanted(&req).unwrap(), Wanted { exit: true });
-        any.type_url = "example.com/Other".into();
+        let mut req = CheckpointTaskRequest::new();
         req.options = protobuf::MessageField::some(any);
-        let e = wanted(&req).unwrap_err();
+        req
+    }
+
+    #[test]
+    fn options_decide_exit_and_criu_options() {
+        let none = Criu::default();
+        let req = CheckpointTaskRequest::new();
+        assert_eq!(
+            wanted(&req, &none).unwrap(),
+            Wanted {
+                exit: false,
+                tcp_established: false,
+                ext_unix_sk: false,
+                file_locks: false
+            },
+            "CRI: no options, runc's defaults"
+        );
+        let mut o = CheckpointOptions::new();
+        o.exit = true;
+        o.open_tcp = true;
+        let w = wanted(&with_options(&o), &none).unwrap();
+        assert!(w.exit && w.tcp_established && !w.ext_unix_sk && !w.file_locks);
+        o.open_tcp = false;
+        o.external_unix_sockets = true;
+        o.file_locks = true;
+        let w = wanted(&with_options(&o), &none).unwrap();
+        assert!(!w.tcp_established && w.ext_unix_sk && w.file_locks);
+
+        let mut req = with_options(&CheckpointOptions::new());
+        req.options.as_mut().unwrap().type_url = "example.com/Other".into();
+        let e = wanted(&req, &none).unwrap_err();
         assert!(e.to_string().contains("example.com/Other"));
+    }
+
+    #[test]
+    fn configured_criu_options_add_to_the_request() {
+        let cfg = Criu {
+            tcp_established: true,
+            ..Criu::default()
+        };
+        // ctr sends every option false; the configuration still turns TCP on,
+        // as runc's criu config file does for runc.
+        let w = wanted(&with_options(&CheckpointOptions::new()), &cfg).unwrap();
+        assert!(w.tcp_established && !w.file_locks && !w.exit);
+        let w = wanted(&CheckpointTaskRequest::new(), &cfg).unwrap();
+        assert!(w.tcp_established);
     }
 
     #[test]
@@ -287,7 +339,7 @@ mod tests {
         req.id = "ghost".into();
         req.path = "/tmp/x".into();
         let e = rt
-            .block_on(checkpoint(&backend, &reg, &busy, &req))
+            .block_on(checkpoint(&backend, &reg, &busy, &Criu::default(), &req))
             .unwrap_err();
         assert_eq!(e.code(), ttrpc::Code::NOT_FOUND);
         reg.insert(crate::containers::Container {
@@ -299,7 +351,7 @@ mod tests {
         });
         req.id = "pause".into();
         let e = rt
-            .block_on(checkpoint(&backend, &reg, &busy, &req))
+            .block_on(checkpoint(&backend, &reg, &busy, &Criu::default(), &req))
             .unwrap_err();
         assert_eq!(e.code(), ttrpc::Code::FAILED_PRECONDITION);
     }

@@ -226,8 +226,16 @@ impl GuestCmd {
                 std::fs::create_dir_all(&to)
                     .map_err(|e| Error::io(format!("create {}", to.display()), e))?;
                 let upper = c.upperdir.clone().unwrap_or_default();
+                // criu's options as the proxy takes them for a CRI checkpoint:
+                // kata-cr's [criu] settings.
+                let want = crate::checkpoint::Wanted {
+                    exit,
+                    tcp_established: cfg.criu.tcp_established,
+                    ext_unix_sk: cfg.criu.ext_unix_sk,
+                    file_locks: cfg.criu.file_locks,
+                };
                 let (dumped, staged, dump_ms) =
-                    crate::checkpoint::dump_and_stage(&backend, &c, !exit, &upper, &to).await?;
+                    crate::checkpoint::dump_and_stage(&backend, &c, want, &upper, &to).await?;
                 Ok(format!(
                     "checkpoint of {container} in sandbox {sid}: {} files, {} bytes in {} ({:?}; dump {dump_ms} ms; guest criu log {})",
                     staged.files.len(),

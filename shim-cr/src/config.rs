@@ -31,6 +31,28 @@ pub struct Config {
     pub init: Init,
     #[serde(default)]
     pub agent: Agent,
+    #[serde(default)]
+    pub criu: Criu,
+}
+
+/// What checkpoints ask of criu when the request does not, the role runc's
+/// `/etc/criu/runc.conf` plays for runc: each setting is OR-ed with the
+/// request's `CheckpointOptions` (CRI sends none; ctr sends all false). The
+/// defaults are runc's: a container holding an established TCP connection, a
+/// connection to a unix socket outside it or a file lock fails its
+/// checkpoint, naming the option, unless asked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Criu {
+    /// criu --tcp-established: dump established TCP connections.
+    #[serde(default)]
+    pub tcp_established: bool,
+    /// criu --ext-unix-sk: dump connections to unix sockets outside the container.
+    #[serde(default)]
+    pub ext_unix_sk: bool,
+    /// criu --file-locks: dump file locks.
+    #[serde(default)]
+    pub file_locks: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,6 +269,15 @@ mod tests {
         assert_eq!(c.init_binary_path().unwrap(), PathBuf::from("/bin/true"));
         let d = Config::parse("", "/c.toml").unwrap();
         assert_eq!(d.agent.mode, AgentMode::Kata);
+        assert_eq!(
+            d.criu,
+            Criu::default(),
+            "runc's defaults: nothing beyond the request"
+        );
+        let c = Config::parse("[criu]\ntcp_established = true\n", "/c.toml").unwrap();
+        assert!(c.criu.tcp_established && !c.criu.file_locks && !c.criu.ext_unix_sk);
+        let e = Config::parse("[criu]\ntcp_establish = true\n", "/c.toml").unwrap_err();
+        assert!(e.to_string().contains("tcp_establish"), "{e}");
         let e = Config::parse("[agent]\nmode = \"vm\"\n", "/c.toml").unwrap_err();
         assert!(e.to_string().contains("/c.toml"));
         let e = Config::parse("[init]\nbinary = \"/nonexistent/init\"\n", "/c.toml")

@@ -210,7 +210,15 @@ impl Router {
             }
         };
         tracing::info!(id = %ck.id, path = %ck.path, "checkpoint");
-        match checkpoint::checkpoint(&self.agent, &self.containers, &self.checkpoints, &ck).await {
+        match checkpoint::checkpoint(
+            &self.agent,
+            &self.containers,
+            &self.checkpoints,
+            &self.config.criu,
+            &ck,
+        )
+        .await
+        {
             Ok(()) => {
                 let mut r = Response::new();
                 r.payload = Empty::new().write_to_bytes().expect("empty message");

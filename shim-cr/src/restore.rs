@@ -58,10 +58,15 @@ pub async fn restore(backend: &AgentBackend, c: &Container, image_dir: &str) -> 
     req.container_id = id.to_string();
     req.rootfs = backend.agent_rootfs(c).display().to_string();
     req.image_dir = image_dir.to_string();
+    // What the dump kept comes back: containerd hands a restore no criu
+    // options (runc's restore sees only its criu config file), and criu
+    // refuses an image set holding connections without being told. The
+    // agent restores them closed where their address is gone (a new network).
     req.tcp_established = true;
     req.file_locks = true;
     req.ext_unix_sk = true;
     let t0 = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(5);
     let res = match backend.connect().await {
         Ok(client) => loop {
             let r = client
@@ -69,12 +74,14 @@ pub async fn restore(backend: &AgentBackend, c: &Container, image_dir: &str) -> 
                 .await;
             // The inner shim's Start can return before the container's
             // process has exec'd kata-cr-init (runc signals its exec fifo and
-            // returns): the agent does not see the init yet. Ask again, briefly.
+            // returns): the agent does not see the init yet. Ask again, soon
+            // at first (the exec is a matter of milliseconds), then less often.
             match r {
                 Err(ttrpc::Error::RpcStatus(s))
                     if s.code() == ttrpc::Code::NOT_FOUND && t0.elapsed() < INIT_APPEARS_WITHIN =>
                 {
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(20));
                 }
                 r => break r.map_err(|e| agent_error(id, "restore", e)),
             }
@@ -88,6 +95,10 @@ pub async fn restore(backend: &AgentBackend, c: &Container, image_dir: &str) -> 
         }
     }
     let r = res?;
+    if r.tcp_closed > 0 {
+        tracing::warn!(id, connections = r.tcp_closed, missing = ?r.tcp_missing_addresses,
+            "restore: TCP connections restored closed: the container's network lacks their addresses");
+    }
     tracing::info!(id, pid = r.pid, host_pid = r.host_pid, ms = t0.elapsed().as_millis() as u64, criu_log = %r.criu_log_path, "restore done");
     Ok(r.host_pid)
 }

@@ -28,6 +28,7 @@ pub mod listen;
 pub mod pidns;
 pub mod restore;
 pub mod spec;
+pub mod tcp;
 pub mod workdir;
 
 use std::collections::HashSet;

@@ -31,6 +31,7 @@ use super::criu::{self, ChildSetup, RestoreArgs};
 use super::error::{Error, Result};
 use super::images::{self, ImageDir};
 use super::spec;
+use super::tcp;
 use super::Daemon;
 use crate::api::{RestoreRequest, RestoreResponse};
 use crate::init::RESTORE_SIGNAL;
@@ -164,6 +165,20 @@ async fn run(
             join.push(open_ns(kind)?);
         }
     }
+    let conns = tcp::connections(
+        images.read_bytes("files.img")?.as_deref(),
+        images.read_bytes("inetsk.img")?.as_deref(),
+    )?;
+    let missing = if req.tcp_established && !req.tcp_close {
+        tcp::unbindable(netns.as_ref(), &conns)?
+    } else {
+        Vec::new()
+    };
+    let tcp_plan = tcp::plan(&conns, &missing, req.tcp_established, req.tcp_close);
+    if tcp_plan.close && !conns.is_empty() {
+        tracing::warn!(id = %req.container_id, connections = conns.len(), missing = ?missing,
+            "restore: TCP connections come back closed (their local addresses are not in the container's network)");
+    }
     let cgroup_procs = cgroup::procs_files_of(proc, init)?;
     // The dumped stdio pipes led to the old runtime: give criu the new
     // container's stdio, the init's, in their place.
@@ -193,8 +208,8 @@ async fn run(
         root: rootfs.to_path_buf(),
         pidns_fd: pidns.as_raw_fd(),
         netns_fd: netns.as_ref().map(|f| f.as_raw_fd()),
-        tcp_established: req.tcp_established,
-        tcp_close: req.tcp_close,
+        tcp_established: tcp_plan.established,
+        tcp_close: tcp_plan.close,
         file_locks: req.file_locks,
         ext_unix_sk: req.ext_unix_sk,
         bind_mounts: spec::bind_mounts(rootfs)
@@ -283,17 +298,25 @@ async fn run(
     resp.host_pid = host_pid;
     resp.criu_log_path = log_path.to_string_lossy().into_owned();
     resp.duration_ms = started.elapsed().as_millis() as u64;
-    tracing::info!(id = %req.container_id, pid, host_pid, ms = resp.duration_ms, "restore done");
+    if tcp_plan.close {
+        resp.tcp_closed = conns.len() as u32;
+        resp.tcp_missing_addresses = missing.iter().map(ToString::to_string).collect();
+    }
+    tracing::info!(id = %req.container_id, pid, host_pid, ms = resp.duration_ms, tcp = conns.len(), tcp_closed = resp.tcp_closed, "restore done");
     Ok(resp)
 }
 
-/// Polls `check` every 10 ms until it says true (Ok), gives up (Err) or
-/// `limit` passes (Err).
+/// Polls `check` until it says true (Ok), gives up (Err) or `limit` passes
+/// (Err). What it waits for (the init blocking a signal, joining a
+/// namespace) usually takes well under a millisecond: the first polls come
+/// 1 ms apart, doubling up to [`POLL_MAX`], so that a restore does not sit
+/// out a whole fixed interval each time (twice per restore).
 async fn wait_until(
     limit: Duration,
     mut check: impl FnMut() -> std::result::Result<bool, ()>,
 ) -> std::result::Result<(), ()> {
     let deadline = Instant::now() + limit;
+    let mut pause = Duration::from_millis(1);
     loop {
         if check()? {
             return Ok(());
@@ -301,9 +324,13 @@ async fn wait_until(
         if Instant::now() >= deadline {
             return Err(());
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(POLL_MAX);
     }
 }
+
+/// The longest pause between two polls of [`wait_until`].
+const POLL_MAX: Duration = Duration::from_millis(10);
 
 /// Undoes a failed restore: kills what criu left under the init, makes the
 /// init exit, removes the images; returns `err` with a note on what was
