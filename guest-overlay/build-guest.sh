@@ -56,7 +56,9 @@ for x in "$rootfs" "$image" "$initrd"; do [ -n "$x" ] && n=$((n + 1)); done
 [ "$n" = 1 ] || die "give exactly one of --rootfs DIR, --image FILE, --initrd FILE"
 [ -x "$bins/kata-cr-agent" ] || die "$bins/kata-cr-agent missing: make build (or --bins DIR)"
 
-# criu and its library closure from Debian, as .deb files in $1. Only
+# criu and its library closure from Debian, as .deb files in $1, with GNU
+# tar: criu runs `tar` to dump and restore tmpfs contents (a container's
+# /dev/shm), and a busybox tar lacks the options it uses. Only
 # packages that ship libraries are kept (criu's Depends reach essential
 # packages such as debconf through libc6's maintainer scripts otherwise).
 fetch_debs() {
@@ -70,8 +72,8 @@ fetch_debs() {
 	apt-get "${opts[@]}" -qq update
 	local pkgs
 	pkgs=$(apt-cache "${opts[@]}" depends --recurse --no-recommends --no-suggests --no-conflicts \
-		--no-breaks --no-replaces --no-enhances criu |
-		grep -E '^(criu|lib[a-z0-9.+-]+|gcc-[0-9]+-base)$' | sort -u)
+		--no-breaks --no-replaces --no-enhances criu tar |
+		grep -E '^(criu|tar|lib[a-z0-9.+-]+|gcc-[0-9]+-base)$' | sort -u)
 	(cd "$out" && apt-get "${opts[@]}" -qq download $pkgs)
 	rm -rf "$st"
 }
@@ -111,9 +113,25 @@ install_into() {
 # criu $v with its own libraries (installed by kata-cr's build-guest.sh).
 P=\${KATA_CR_CRIU_PREFIX:-$PREFIX}
 LP=\$(echo "$libpath" | sed "s|$PREFIX|\$P|g")
+# the GNU tar criu runs for tmpfs contents comes first
+PATH="\$P/wrap:\$PATH"
+export PATH
 exec "\$P/${loader#./}" --library-path "\$LP" "\$P/usr/sbin/criu" "\$@"
 EOF
 	chmod 0755 "$root/usr/local/sbin/criu"
+	mkdir -p "$root$PREFIX/wrap"
+	if [ -x "$root$PREFIX/usr/bin/tar" ]; then
+		cat >"$root$PREFIX/wrap/tar" <<EOF
+#!/bin/sh
+# GNU tar for criu, with criu's libraries.
+P=\${KATA_CR_CRIU_PREFIX:-$PREFIX}
+LP=\$(echo "$libpath" | sed "s|$PREFIX|\$P|g")
+exec "\$P/${loader#./}" --library-path "\$LP" "\$P/usr/bin/tar" "\$@"
+EOF
+		chmod 0755 "$root$PREFIX/wrap/tar"
+	else
+		echo "build-guest: warning: no tar_*.deb among the .debs: criu cannot dump a tmpfs (/dev/shm) unless the guest has GNU tar on PATH" >&2
+	fi
 
 	install -m 0755 "$bins/kata-cr-agent" "$root/usr/local/bin/kata-cr-agent"
 	[ -x "$bins/kata-cr-init" ] && install -m 0755 "$bins/kata-cr-init" "$root/usr/local/bin/kata-cr-init"

@@ -25,6 +25,7 @@ mkdeb criu 4.2.1-1 'usr/sbin/criu=#!/bin/sh\necho "Version: 4.2.1 args=$*"\n'
 mkdeb libc6 2.41-1 'usr/lib64/ld-linux-x86-64.so.2=#!/bin/sh\n[ "$1" = --library-path ] || exit 9\necho "LP=$2"\nshift 2\nexec "$@"\n' \
 	'usr/lib/x86_64-linux-gnu/libc.so.6=x'
 mkdeb libnl-3-200 3.7-1 'usr/lib/x86_64-linux-gnu/libnl-3.so.200=x'
+mkdeb tar 1.35-1 'usr/bin/tar=#!/bin/sh\necho "gnu tar $*"\n'
 printf '#!/bin/sh\necho agent\n' >"$t/bins/kata-cr-agent"
 printf '#!/bin/sh\necho init\n' >"$t/bins/kata-cr-init"
 chmod +x "$t/bins/"*
@@ -41,6 +42,10 @@ done
 	fail "unit not wanted by kata-containers.target"
 [ ! -e "$root/etc/systemd/system/multi-user.target.wants/kata-cr-agent.service" ] || fail "wanted by multi-user.target"
 grep -q 'vsock://-1:1029' "$root/etc/systemd/system/kata-cr-agent.service" || fail "unit does not listen on vsock 1029"
+# criu finds GNU tar (tmpfs contents) through its own wrapper first
+grep -q 'PATH="$P/wrap:$PATH"' "$root/usr/local/sbin/criu" || fail "criu wrapper does not put GNU tar first"
+out=$(KATA_CR_CRIU_PREFIX="$root/opt/kata-cr/criu" "$root/opt/kata-cr/criu/wrap/tar" --create)
+echo "$out" | grep -q "gnu tar --create" || fail "tar wrapper: $out"
 out=$(KATA_CR_CRIU_PREFIX="$root/opt/kata-cr/criu" "$root/usr/local/sbin/criu" --version)
 echo "$out" | grep -q "Version: 4.2.1 args=--version" || fail "criu wrapper: $out"
 echo "$out" | grep -q "LP=$root/opt/kata-cr/criu/usr/lib/x86_64-linux-gnu" || fail "criu library path: $out"
