@@ -1,6 +1,7 @@
 # kata-cr: build, test, install.
 #   make demo     set up the local test bed and run a live checkpoint -> restore through kata-cr
-#   make test     every test: format, lints, unit tests, end-to-end suites in the test bed
+#   make test     every test: format, lints, unit tests, end-to-end suites in the test bed,
+#                 the Kata side in a real VM (make vm-test)
 #   make bench    benchmarks (figures against vanilla runc, measured in the same run)
 #   make install  binaries and configs onto this host (DESTDIR/PREFIX honoured)
 #   make guest-image ROOTFS_DIR=DIR | GUEST_IMAGE=FILE | GUEST_INITRD=FILE [CRIU_DEBS=DIR]
@@ -17,7 +18,7 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 TESTBED  := integration/testbed
 
-.PHONY: all build deps fmt-check clippy unit e2e test bench demo install clean guest-image guest-overlay-test
+.PHONY: all build deps fmt-check clippy unit e2e vm-test test bench demo install clean guest-image guest-overlay-test
 
 all: build
 
@@ -40,7 +41,11 @@ unit:
 e2e: build
 	$(TESTBED) run -- integration/suites/run-all
 
-test: deps fmt-check clippy unit e2e
+test: deps fmt-check clippy unit guest-overlay-test e2e vm-test
+
+# The Kata side in a real VM: qemu TCG, hybrid vsock, virtio-fs (integration/vm).
+vm-test: build
+	integration/vm/run -- integration/vm/proof.sh
 
 bench: build
 	$(TESTBED) run -- integration/bench/run.sh
