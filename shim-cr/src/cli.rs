@@ -91,7 +91,10 @@ fn report(r: Result<String>) -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("kata-cr: {e} ({:?})", e.code());
+            // The status's message: what the agent said, without ttrpc's
+            // debug rendering of the whole status.
+            let status = e.to_status();
+            eprintln!("kata-cr: {} ({:?})", status.message(), e.code());
             1
         }
     }

@@ -15,8 +15,11 @@ fn main() {
     if let Mode::PidnsExec { pidns_fd, argv } = &mode {
         std::process::exit(agent_ext::agent::pidns::main(*pidns_fd, argv));
     }
+    // Colours only for a person at a terminal: journald, the guest's kernel
+    // log and files get plain text.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
