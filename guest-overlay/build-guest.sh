@@ -9,8 +9,8 @@
 # --rootfs DIR   a guest root directory: Kata's ROOTFS_DIR between rootfs.sh
 #                and image_builder.sh / initrd_builder.sh (ROOTFS_DIR in the
 #                environment works too).
-# --image FILE   an existing Kata guest image (raw, rootfs on partition 1):
-#                losetup -P, mount p1, add the files, unmount. Needs root.
+# --image FILE   an existing Kata guest image (raw, msdos label, rootfs on
+#                partition 1): loop-mount p1, add the files, unmount. Root.
 # --initrd FILE  an existing Kata initrd (gzip'd newc cpio): unpacked, the
 #                files added, /sbin/init wrapped, repacked in place.
 # --bins DIR     where kata-cr-agent is (static build; default
@@ -172,10 +172,20 @@ if [ -n "$rootfs" ]; then
 	fi
 elif [ -n "$image" ]; then
 	[ "$(id -u)" = 0 ] || die "--image needs root (losetup, mount)"
-	loop=$(losetup -P --find --show "$image")
+	[ -f "$image" ] || die "$image: no such image file"
+	# Partition 1 by its offset in the MBR (Kata's image_builder.sh writes an
+	# msdos label): losetup -P needs partition scanning and a udev that
+	# makes the p1 node, which containers and build hosts often lack.
+	[ "$(od -An -t x1 -j 510 -N 2 "$image" | tr -d ' \n')" = 55aa ] ||
+		die "$image: no MBR partition table (want a Kata guest image: raw, rootfs on partition 1)"
+	[ "$(od -An -t x1 -j 450 -N 1 "$image" | tr -d ' \n')" != ee ] ||
+		die "$image: a GPT image; only Kata's msdos-labelled images are handled"
+	start=$(od -An -t u4 -j 454 -N 4 "$image" | tr -d ' \n')
+	[ "${start:-0}" -gt 0 ] || die "$image: partition 1 is empty"
+	loop=$(losetup --find --show --offset $((start * 512)) "$image")
 	mnt=$(mktemp -d)
 	trap 'umount "$mnt" 2>/dev/null || true; losetup -d "$loop" 2>/dev/null || true; rmdir "$mnt"' EXIT
-	mount "${loop}p1" "$mnt"
+	mount "$loop" "$mnt" || die "$image: cannot mount partition 1 (at sector $start)"
 	install_into "$mnt"
 	echo "build-guest: free space left in the image:" && df -h "$mnt" | tail -1
 elif [ -n "$initrd" ]; then

@@ -78,6 +78,42 @@ else
 	echo "SKIP initrd file case: cpio not installed"
 fi
 
+# 3b. a Kata guest image file (raw, msdos label, ext4 rootfs on partition
+# 1), as image_builder.sh makes it: root only (losetup, mount)
+if [ "$(id -u)" = 0 ] && command -v mkfs.ext4 >/dev/null && losetup -f >/dev/null 2>&1; then
+	img="$t/kata.img"
+	truncate -s 64M "$img"
+	python3 - "$img" <<'EOF'
+import struct, sys
+with open(sys.argv[1], "r+b") as f:
+    start, size = 2048, 64 * 2048 - 2048
+    f.seek(446)
+    f.write(struct.pack("<B3sB3sII", 0x80, b"\0\0\0", 0x83, b"\0\0\0", start, size))
+    f.seek(510)
+    f.write(b"\x55\xaa")
+EOF
+	l=$(losetup --find --show --offset $((2048 * 512)) "$img")
+	mkfs.ext4 -q "$l"
+	losetup -d "$l"
+	"$here/build-guest.sh" --bins "$t/bins" --debs "$t/debs" --image "$img" >/dev/null
+	l=$(losetup --find --show --offset $((2048 * 512)) "$img")
+	mkdir -p "$t/imgmnt" && mount -o ro "$l" "$t/imgmnt"
+	ok=1
+	for f in usr/local/bin/kata-cr-agent usr/local/sbin/criu opt/kata-cr/criu/wrap/tar \
+		etc/systemd/system/kata-containers.target.wants/kata-cr-agent.service; do
+		[ -e "$t/imgmnt/$f" ] || { ok=0; echo "image lacks /$f" >&2; }
+	done
+	umount "$t/imgmnt"
+	losetup -d "$l"
+	[ "$ok" = 1 ] || fail "guest image not completed"
+	# not an image: a clear refusal
+	head -c 4096 /dev/zero >"$t/zero.img"
+	"$here/build-guest.sh" --bins "$t/bins" --debs "$t/debs" --image "$t/zero.img" 2>"$t/err" && fail "a zero file accepted as image"
+	grep -q "no MBR partition table" "$t/err" || fail "image error: $(cat "$t/err")"
+else
+	echo "SKIP image file case: needs root, mkfs.ext4 and a loop device"
+fi
+
 # 4. criu older than 4.1 is refused
 rm "$t/debs"/criu_*.deb
 mkdeb criu 4.0-1 'usr/sbin/criu=#!/bin/sh\n'
