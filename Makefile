@@ -18,7 +18,7 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 TESTBED  := integration/testbed
 
-.PHONY: all build deps fmt-check clippy unit e2e vm-test test bench demo install clean guest-image guest-overlay-test
+.PHONY: all build deps fmt-check clippy unit e2e vm-test install-test test bench demo install clean guest-image guest-overlay-test
 
 all: build
 
@@ -41,7 +41,20 @@ unit:
 e2e: build
 	$(TESTBED) run -- integration/suites/run-all
 
-test: deps fmt-check clippy unit guest-overlay-test e2e vm-test
+test: deps fmt-check clippy unit guest-overlay-test install-test e2e vm-test
+
+# make install into a scratch DESTDIR: what lands where, and a second run
+# keeps an operator's edited config.
+install-test: build
+	@d=$$(mktemp -d) && trap 'rm -rf "$$d"' EXIT && \
+	$(MAKE) -s install DESTDIR=$$d >/dev/null && \
+	for f in $(PREFIX)/bin/containerd-shim-kata-cr-v2 $(PREFIX)/bin/kata-cr-init $(PREFIX)/bin/kata-cr-agent; do \
+		test -x "$$d$$f" || { echo "install-test: $$f missing"; exit 1; }; done && \
+	cmp -s configs/kata-cr.toml $$d/etc/kata-cr/config.toml && \
+	echo '# edited' >>$$d/etc/kata-cr/config.toml && $(MAKE) -s install DESTDIR=$$d >/dev/null && \
+	grep -q '# edited' $$d/etc/kata-cr/config.toml && \
+	$$d$(PREFIX)/bin/containerd-shim-kata-cr-v2 doctor --help >/dev/null && \
+	echo "install-test: ok"
 
 # The Kata side in a real VM: qemu TCG, hybrid vsock, virtio-fs (integration/vm).
 vm-test: build
