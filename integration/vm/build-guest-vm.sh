@@ -7,7 +7,7 @@
 #
 #   build-guest-vm.sh OUT_DIR [BINS_DIR]
 #
-# Writes OUT_DIR/vmlinuz, OUT_DIR/initrd.img and OUT_DIR/image/ (a busybox
+# Writes OUT_DIR/vmlinuz, its OUT_DIR/kernel.config, OUT_DIR/initrd.img and OUT_DIR/image/ (a busybox
 # rootfs for the test containers). The Debian packages are cached in
 # $KATA_CR_CACHE/vm/debs and fetched from sid with a private apt state.
 set -euo pipefail
@@ -29,7 +29,8 @@ MODULES="vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport unix
 die() { echo "build-guest-vm: $*" >&2; exit 1; }
 [ -x "$bins/kata-cr-agent" ] && [ -x "$bins/kata-cr-init" ] || die "no kata-cr-agent/kata-cr-init in $bins: make build"
 
-debs=$CACHE/vm/debs
+# the suffix changes with the set of packages fetched
+debs=$CACHE/vm/debs-2
 mkdir -p "$debs"
 exec 9>"$CACHE/vm/debs.lock"
 flock -x 9
@@ -54,7 +55,9 @@ if [ ! -e "$debs/complete" ]; then
 		--no-breaks --no-replaces --no-enhances $ROOT_PKGS |
 		grep -E '^(busybox-static|runc|socat|lib[a-z0-9.+-]+|zlib1g|gcc-[0-9]+-base)$' | sort -u)
 	rm -f "$debs"/*.deb
-	(cd "$debs" && apt-get "${opts[@]}" -qq download $pkgs "linux-binary-$kver" "linux-modules-$kver")
+	# linux-headers-V: the kernel's .config, to hold guest-overlay's kernel
+	# fragment against (proof.sh).
+	(cd "$debs" && apt-get "${opts[@]}" -qq download $pkgs "linux-binary-$kver" "linux-modules-$kver" "linux-headers-$kver")
 	echo "$kver" >"$debs/kernel-version"
 	touch "$debs/complete"
 	rm -rf "$st"
@@ -107,6 +110,9 @@ mkdir -p "$out"
 "$repo/guest-overlay/build-guest.sh" --bins "$bins" --initrd "$work/initrd.img"
 mv "$work/initrd.img" "$out/initrd.img"
 cp "$moddir/vmlinuz" "$out/vmlinuz"
+cfg=$(find "$kx/usr/src" -path "*$kver*" -name .config | head -1)
+[ -n "$cfg" ] || die "linux-headers-$kver has no .config"
+cp "$cfg" "$out/kernel.config"
 
 # The test containers' image: busybox.
 img=$out/image

@@ -85,6 +85,25 @@ t_doctor() {
 $out"
 }
 
+t_kernel_fragment() {
+	# What guest-overlay's fragment asks of Kata's kernel build, held against
+	# the kernel criu check passes in (built in or a module).
+	local f k v got missing=0 n=0
+	for f in "$repo"/guest-overlay/kernel/kata-cr.conf "$repo"/guest-overlay/kernel/x86_64/kata-cr.conf; do
+		while IFS='=' read -r k v; do
+			n=$((n + 1))
+			got=$(sed -n "s/^$k=//p" "$KATA_CR_VM_GUEST/kernel.config")
+			case "$got" in y | m) ;; *)
+				echo "$k=$v in $(basename "$(dirname "$f")")/kata-cr.conf is '${got:-not set}' in the proof's kernel"
+				missing=$((missing + 1))
+				;;
+			esac
+		done < <(grep -E '^CONFIG_' "$f")
+	done
+	note "$n options of the fragment, $missing missing from the proof's kernel"
+	[ "$missing" = 0 ]
+}
+
 t_capabilities() {
 	local out
 	out=$("$SHIM" guest "$SB" capabilities) || return 1
@@ -180,6 +199,7 @@ printf '[agent]\nmode = "kata"\n' >"$D/kata-cr.toml"
 echo "== VM proof: sandbox $SB, guest $(basename "$KATA_CR_VM_GUEST")"
 case_ "doctor finds the sandbox's guest agent through the management socket" t_doctor
 case_ "capabilities over hybrid vsock: criu check passes in the guest" t_capabilities
+case_ "the kernel fragment's options are all on in that kernel" t_kernel_fragment
 case_ "a runc container in the guest runs under kata-cr-init (bundle rewritten by the proxy)" t_container_runs
 case_ "checkpoint (leave running): images reach the host through the upperdir, container keeps running" t_checkpoint_leave_running
 case_ "checkpoint --exit: the container stops" t_checkpoint_exit
