@@ -456,9 +456,9 @@ t_runc_checkpoint_under_kata_cr() {
   fi
 }
 
-t_failed_restore_leaves_nothing() {
+failed_restore_leaves_nothing() { # failed_restore_leaves_nothing CORRUPT: CORRUPT DIR spoils the image set in DIR
   RT=kata-cr
-  local d=$E2E_CASE_DIR pod c tar out
+  local corrupt=$1 d=$E2E_CASE_DIR pod c tar out
   ctr_json ck "$d/c.json" "$COUNTER"
   pod_json "$(uid pa)" "$d/pa.json"
   pod=$(must crictl runp --runtime kata-cr "$d/pa.json") || exit 1
@@ -468,8 +468,7 @@ t_failed_restore_leaves_nothing() {
   wait_cri_state "$c" CONTAINER_RUNNING; sleep 0.6
   must crictl checkpoint --export="$d/ck.tar" "$c" >/dev/null || exit 1
   must crictl rmp -f "$pod" >/dev/null || exit 1
-  # Corrupt the image set: drop the process tree.
-  mkdir -p "$d/x" && tar -C "$d/x" -xf "$d/ck.tar" && rm -f "$d/x/checkpoint/pstree.img"
+  mkdir -p "$d/x" && tar -C "$d/x" -xf "$d/ck.tar" && "$corrupt" "$d/x/checkpoint"
   tar -C "$d/x" -cf "$d/bad.tar" .
   pod_json "$(uid pb)" "$d/pb.json"
   pod=$(must crictl runp --runtime kata-cr "$d/pb.json") || exit 1
@@ -484,7 +483,17 @@ t_failed_restore_leaves_nothing() {
   wait_for 10 eval "[ \"\$(cri_state $c)\" != CONTAINER_RUNNING ]" || fail "container still running: $(cri_state "$c")"
   local left; left=$(pgrep -f 'while :; do i=' | count)
   expect_eq "restored workload processes left anywhere" 0 "$left"
+  expect_eq "criu processes left" 0 "$(pgrep -x criu | count)"
 }
+drop_pstree() { rm -f "$1/pstree.img"; }
+# criu 4.2 spins forever in its restorer on a pages file shorter than its pagemap
+# (the restored task rereads 0 bytes; its log grows without end): kata-cr-agent
+# kills it at its --restore-timeout (30 s in the bed) and the restore fails with
+# criu's log tail. kata-cr only: runc sets no time limit of its own on criu
+# restore, so with the same criu it would be expected to wait too (not run here).
+empty_pages() { local f; for f in "$1"/pages-*.img; do : >"$f"; done; }
+t_failed_restore_leaves_nothing() { failed_restore_leaves_nothing drop_pstree; }
+t_truncated_pages_restore_fails() { failed_restore_leaves_nothing empty_pages; }
 
 e2e_cases() {
   case_ "A/B ctr: 3 checkpoint/kill/rm/restore --live cycles, counter monotonic" t_ctr_three_cycles
@@ -499,6 +508,7 @@ e2e_cases() {
   case_ "A/B CRI: create from an OCI checkpoint image pulled from a registry" t_cri_checkpoint_image
   case_ "kata-cr: a runc checkpoint restored under kata-cr works or fails clearly" t_runc_checkpoint_under_kata_cr
   case_ "kata-cr: a failed restore leaves nothing half-alive" t_failed_restore_leaves_nothing
+  case_ "kata-cr: a restore from emptied pages-*.img fails fast, nothing half-alive" t_truncated_pages_restore_fails
 }
 
 e2e_main

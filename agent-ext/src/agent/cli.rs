@@ -1,7 +1,7 @@
 //! Command line of `kata-cr-agent`.
 //!
 //! ```text
-//! kata-cr-agent [--listen ADDR] [--criu PATH] [--work-dir DIR] [--keep N]
+//! kata-cr-agent [--listen ADDR] [--criu PATH] [--work-dir DIR] [--keep N] [--restore-timeout SECS]
 //! kata-cr-agent ctl [--addr ADDR] capabilities
 //! kata-cr-agent ctl [--addr ADDR] checkpoint --id ID --rootfs PATH --image-dir NAME
 //!                   [--kill] [--tcp-established] [--file-locks] [--ext-unix-sk]
@@ -61,21 +61,29 @@ pub enum Call {
 
 impl PartialEq for Config {
     fn eq(&self, o: &Self) -> bool {
-        (&self.criu, &self.work_dir, self.keep, &self.proc_root)
-            == (&o.criu, &o.work_dir, o.keep, &o.proc_root)
+        (
+            &self.criu,
+            &self.work_dir,
+            self.keep,
+            &self.proc_root,
+            self.restore_limit,
+        ) == (&o.criu, &o.work_dir, o.keep, &o.proc_root, o.restore_limit)
     }
 }
 
 /// Usage text.
 pub const USAGE: &str = "\
 usage: kata-cr-agent [--listen ADDR] [--criu PATH] [--work-dir DIR] [--keep N]
+                     [--restore-timeout SECS]
        kata-cr-agent ctl [--addr ADDR] capabilities
        kata-cr-agent ctl [--addr ADDR] checkpoint --id ID --rootfs PATH --image-dir NAME
                          [--kill] [--tcp-established] [--file-locks] [--ext-unix-sk]
        kata-cr-agent ctl [--addr ADDR] restore --id ID --rootfs PATH --image-dir NAME
                          [--tcp-established] [--tcp-close] [--file-locks] [--ext-unix-sk]
 ADDR: unix:///path or vsock://CID:PORT (default unix:///run/kata-cr/agent.sock;
-      in a Kata guest listen on vsock://-1:1029)";
+      in a Kata guest listen on vsock://-1:1029)
+--restore-timeout: criu restore is killed and the restore fails after SECS
+      (default 120; never past the caller's deadline less 10 s)";
 
 fn value(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<String, String> {
     args.next().ok_or_else(|| format!("{flag} needs a value"))
@@ -103,6 +111,14 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Mode, String> {
                 config.keep = value(&mut args, &arg)?
                     .parse()
                     .map_err(|_| "--keep needs a number".to_string())?
+            }
+            "--restore-timeout" => {
+                let secs: u64 = value(&mut args, &arg)?
+                    .parse()
+                    .ok()
+                    .filter(|&s| s > 0)
+                    .ok_or_else(|| "--restore-timeout needs a number of seconds".to_string())?;
+                config.restore_limit = std::time::Duration::from_secs(secs);
             }
             "-h" | "--help" => return Ok(Mode::Help),
             other => return Err(format!("unknown argument {other:?}")),
@@ -247,7 +263,7 @@ mod tests {
                 listen: ListenAddr::Unix("/run/kata-cr/agent.sock".into())
             }
         );
-        match p("--listen vsock://-1:1029 --criu /usr/sbin/criu --work-dir /w --keep 5").unwrap() {
+        match p("--listen vsock://-1:1029 --criu /usr/sbin/criu --work-dir /w --keep 5 --restore-timeout 30").unwrap() {
             Mode::Serve { config, listen } => {
                 assert_eq!(
                     listen,
@@ -259,11 +275,14 @@ mod tests {
                 assert_eq!(config.criu, PathBuf::from("/usr/sbin/criu"));
                 assert_eq!(config.work_dir, PathBuf::from("/w"));
                 assert_eq!(config.keep, 5);
+                assert_eq!(config.restore_limit, std::time::Duration::from_secs(30));
             }
             other => panic!("{other:?}"),
         }
         assert!(p("--bogus").is_err());
         assert!(p("--listen").is_err());
+        assert!(p("--restore-timeout 0").is_err());
+        assert!(p("--restore-timeout x").is_err());
     }
 
     #[test]

@@ -215,6 +215,23 @@ pub fn ns_path(proc_root: &Path, pid: &str, kind: &str) -> PathBuf {
     proc_root.join(pid).join("ns").join(kind)
 }
 
+/// The other processes of `init`'s pid namespace (seen from `proc_root`,
+/// outside it), in no particular order; empty when `init` is gone.
+pub fn pidns_members(proc_root: &Path, init: i32) -> Vec<i32> {
+    let Ok(ns) = ns_inode(proc_root, &init.to_string(), "pid") else {
+        return Vec::new();
+    };
+    let Ok(entries) = fs::read_dir(proc_root) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&p| p != init)
+        .filter(|&p| ns_inode(proc_root, &p.to_string(), "pid").ok() == Some(ns))
+        .collect()
+}
+
 /// Whether a process exists (and is not a zombie).
 pub fn is_alive(proc_root: &Path, pid: i32) -> bool {
     fs::read_to_string(proc_root.join(pid.to_string()).join("stat"))
@@ -231,6 +248,26 @@ mod tests {
     use std::os::unix::fs::symlink;
 
     use super::*;
+
+    #[test]
+    fn pidns_members_are_the_processes_sharing_the_inits_namespace() {
+        let proc = tempfile::tempdir().unwrap();
+        let ns = |pid: i32| {
+            let d = proc.path().join(pid.to_string()).join("ns");
+            fs::create_dir_all(&d).unwrap();
+            d.join("pid")
+        };
+        fs::write(ns(10), "").unwrap();
+        fs::write(ns(99), "").unwrap(); // another namespace
+        for member in [11, 4_194_303] {
+            fs::hard_link(ns(10), ns(member)).unwrap();
+        }
+        fs::create_dir_all(proc.path().join("self")).unwrap();
+        let mut got = pidns_members(proc.path(), 10);
+        got.sort_unstable();
+        assert_eq!(got, [11, 4_194_303]);
+        assert!(pidns_members(proc.path(), 12).is_empty());
+    }
 
     /// A fake /proc: each process gets cmdline, stat, a root symlink and
     /// task/<pid>/children.

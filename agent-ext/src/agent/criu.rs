@@ -12,6 +12,8 @@ use std::os::fd::{AsRawFd as _, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use tokio::io::AsyncReadExt as _;
+
 use super::error::{Error, Result};
 
 /// Lines of criu's log quoted in an error.
@@ -232,6 +234,8 @@ pub struct Outcome {
     pub stdout: String,
     /// stderr (usage errors go here, not to the log).
     pub stderr: String,
+    /// Set when criu outlived [`ChildSetup::limit`] and was killed.
+    pub timed_out: Option<std::time::Duration>,
 }
 
 /// Extracts the version from `criu --version` ("Version: 4.2.1").
@@ -270,7 +274,17 @@ pub fn failure_message(what: &str, outcome: &Outcome, log: &str, log_path: &Path
         .or_else(|| first_error(&outcome.stderr))
         .or_else(|| outcome.stderr.lines().find(|l| !l.trim().is_empty()))
         .unwrap_or("no error line");
-    let mut msg = format!("{what} failed ({}): {first}", outcome.status);
+    let mut msg = match outcome.timed_out {
+        Some(limit) => format!(
+            "{what} did not finish within {}s and was killed ({}){}",
+            limit.as_secs(),
+            outcome.status,
+            first_error(log)
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        ),
+        None => format!("{what} failed ({}): {first}", outcome.status),
+    };
     let (body, source) = if log.trim().is_empty() {
         (outcome.stderr.as_str(), "stderr".to_string())
     } else {
@@ -286,6 +300,44 @@ pub fn failure_message(what: &str, outcome: &Outcome, log: &str, log_path: &Path
     msg
 }
 
+/// At most this much of the end of a criu log is read for an error message:
+/// a criu stuck in a loop can write gigabytes of log.
+pub const LOG_READ_MAX: u64 = 256 * 1024;
+
+/// The end of the log at `path` (at most [`LOG_READ_MAX`] bytes, from the
+/// start of a line); empty when it cannot be read.
+pub fn read_log_tail(path: &Path) -> String {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let Ok(mut f) = File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(LOG_READ_MAX);
+    let mut buf = Vec::new();
+    if f.seek(SeekFrom::Start(start)).is_err() || f.read_to_end(&mut buf).is_err() {
+        return String::new();
+    }
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    match (start, text.find('\n')) {
+        (s, Some(nl)) if s > 0 => text[nl + 1..].to_string(),
+        _ => text,
+    }
+}
+
+/// Everything `pipe` gives until EOF (nothing for no pipe).
+async fn read_all(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
+    let mut buf = Vec::new();
+    if let Some(mut p) = pipe {
+        let _ = p.read_to_end(&mut buf).await;
+    }
+    buf
+}
+
+/// What to do about a criu that outlives [`ChildSetup::limit`], once the
+/// process the daemon started is killed: kill what criu started (processes
+/// the daemon cannot see as children).
+pub type OnLimit<'a> = Box<dyn FnOnce() + Send + 'a>;
+
 /// Namespaces and cgroups the criu child joins before exec, and
 /// descriptors it inherits under the same numbers.
 #[derive(Default)]
@@ -300,6 +352,14 @@ pub struct ChildSetup<'a> {
     /// executable (`kata-cr-agent pidns-exec`, see [`super::pidns`]), which
     /// joins it and starts criu there with a high pid and its own `/proc`.
     pub pidns: Option<BorrowedFd<'a>>,
+    /// How long criu may run: past it the started process is killed, then
+    /// [`Self::on_limit`] runs, and the outcome says
+    /// [`Outcome::timed_out`]. `None`: no limit.
+    pub limit: Option<std::time::Duration>,
+    /// Kills whatever else the started process left (see [`OnLimit`]);
+    /// everything holding criu's stdout/stderr must be gone after it, or
+    /// [`Criu::run`] waits for it.
+    pub on_limit: Option<OnLimit<'a>>,
 }
 
 impl Criu {
@@ -377,17 +437,51 @@ impl Criu {
                 Ok(())
             });
         }
-        let out = cmd.output().await.map_err(|e| match e.kind() {
+        let mut child = cmd.spawn().map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
                 Error::FailedPrecondition(format!("criu not found: {}", self.path.display()))
             }
             _ => Error::FailedPrecondition(format!("cannot run criu {}: {e}", self.path.display())),
         })?;
         drop(setup.join);
+        let pid = child.id();
+        let (mut out_pipe, mut err_pipe) = (child.stdout.take(), child.stderr.take());
+        let all = async {
+            tokio::join!(
+                child.wait(),
+                read_all(out_pipe.take()),
+                read_all(err_pipe.take())
+            )
+        };
+        tokio::pin!(all);
+        let mut timed_out = None;
+        let (status, stdout, stderr) = match setup.limit {
+            None => all.await,
+            Some(limit) => match tokio::time::timeout(limit, &mut all).await {
+                Ok(done) => done,
+                Err(_) => {
+                    tracing::warn!(criu = %self.path.display(), secs = limit.as_secs(), "criu outlived its limit: killing it");
+                    timed_out = Some(limit);
+                    if let Some(pid) = pid {
+                        // SAFETY: plain syscall; the child is not reaped
+                        // before `all` completes, so the pid is still ours.
+                        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                    }
+                    if let Some(kill_rest) = setup.on_limit {
+                        kill_rest();
+                    }
+                    all.await
+                }
+            },
+        };
+        let status = status.map_err(|e| {
+            Error::FailedPrecondition(format!("waiting for criu {}: {e}", self.path.display()))
+        })?;
         Ok(Outcome {
-            status: out.status,
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            status,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            timed_out,
         })
     }
 
@@ -550,6 +644,7 @@ mod tests {
             status: std::process::ExitStatus::from_raw(1 << 8),
             stdout: String::new(),
             stderr: String::new(),
+            timed_out: None,
         };
         let log: String = (0..30)
             .map(|i| format!("(00.{i:03}) line {i}\n"))
@@ -571,6 +666,58 @@ mod tests {
         let msg = failure_message("criu dump", &outcome, "", Path::new("/w/dump.log"));
         assert!(msg.contains("unrecognized option '--bogus'"), "{msg}");
         assert!(msg.contains("criu's stderr"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn a_criu_past_its_limit_is_killed_and_said_so() {
+        // Whatever the machine's speed, this "criu" never ends by itself:
+        // the outcome does not depend on timing.
+        let called = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = called.clone();
+        let out = Criu::new("/bin/sh")
+            .run(
+                &["-c".into(), "exec sleep 100000".into()],
+                ChildSetup {
+                    limit: Some(std::time::Duration::from_millis(50)),
+                    on_limit: Some(Box::new(move || {
+                        flag.store(true, std::sync::atomic::Ordering::SeqCst)
+                    })),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(out.timed_out, Some(std::time::Duration::from_millis(50)));
+        assert_eq!(out.status.signal(), Some(libc::SIGKILL));
+        assert!(called.load(std::sync::atomic::Ordering::SeqCst));
+        let msg = failure_message(
+            "criu restore",
+            &out,
+            "(9.1) 8: Advanced iov 0 bytes\n",
+            Path::new("/w/r.log"),
+        );
+        assert!(
+            msg.starts_with(
+                "criu restore did not finish within 0s and was killed (signal: 9 (SIGKILL))\n"
+            ),
+            "{msg}"
+        );
+        assert!(msg.contains("Advanced iov 0 bytes"), "{msg}");
+    }
+
+    #[test]
+    fn only_the_end_of_a_huge_log_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("restore.log");
+        let line = "(38.104092)      8: Advanced iov 0 bytes, 3->3 iovs, 0 tail\n";
+        let n = (LOG_READ_MAX as usize / line.len()) * 3;
+        std::fs::write(&path, line.repeat(n) + "last\n").unwrap();
+        let tail = read_log_tail(&path);
+        assert!(tail.len() as u64 <= LOG_READ_MAX, "{}", tail.len());
+        assert!(tail.starts_with("(38.104092)") && tail.ends_with("tail\nlast\n"));
+        std::fs::write(&path, "short\n").unwrap();
+        assert_eq!(read_log_tail(&path), "short\n");
+        assert_eq!(read_log_tail(&dir.path().join("none")), "");
     }
 
     #[tokio::test]

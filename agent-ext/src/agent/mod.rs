@@ -50,6 +50,8 @@ pub struct Config {
     pub keep: usize,
     /// The proc filesystem to read (`/proc`).
     pub proc_root: PathBuf,
+    /// How long a criu restore may run (see [`restore::criu_limit`]).
+    pub restore_limit: std::time::Duration,
 }
 
 impl Default for Config {
@@ -59,6 +61,7 @@ impl Default for Config {
             work_dir: PathBuf::from(workdir::DEFAULT_WORK_DIR),
             keep: workdir::DEFAULT_KEEP,
             proc_root: PathBuf::from("/proc"),
+            restore_limit: restore::DEFAULT_CRIU_LIMIT,
         }
     }
 }
@@ -69,6 +72,7 @@ pub struct Daemon {
     criu: criu::Criu,
     work: workdir::WorkDir,
     proc_root: PathBuf,
+    restore_limit: std::time::Duration,
     busy: Busy,
 }
 
@@ -79,6 +83,7 @@ impl Daemon {
             criu: criu::Criu::new(config.criu),
             work: workdir::WorkDir::new(config.work_dir, config.keep)?,
             proc_root: config.proc_root,
+            restore_limit: config.restore_limit,
             busy: Busy::default(),
         })
     }
@@ -174,7 +179,7 @@ impl api::Agent for Service {
 
     async fn restore(
         &self,
-        _ctx: &ttrpc::r#async::TtrpcContext,
+        ctx: &ttrpc::r#async::TtrpcContext,
         req: api::RestoreRequest,
     ) -> ttrpc::Result<api::RestoreResponse> {
         tracing::info!(
@@ -184,10 +189,16 @@ impl api::Agent for Service {
             "Restore"
         );
         let id = req.container_id.clone();
-        restore::restore(&self.daemon, req).await.map_err(|e| {
-            tracing::warn!(%id, code = ?e.code(), error = %e, "Restore failed");
-            e.into()
-        })
+        let rpc_timeout = u64::try_from(ctx.timeout_nano)
+            .ok()
+            .filter(|&n| n > 0)
+            .map(std::time::Duration::from_nanos);
+        restore::restore(&self.daemon, req, rpc_timeout)
+            .await
+            .map_err(|e| {
+                tracing::warn!(%id, code = ?e.code(), error = %e, "Restore failed");
+                e.into()
+            })
     }
 }
 

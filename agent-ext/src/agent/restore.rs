@@ -13,6 +13,13 @@
 //! init with [`RESTORE_SIGNAL`] (value: the pid), and waits for the init to
 //! join the workload's mount namespace.
 //!
+//! criu restore gets a time limit ([`criu_limit`]: the daemon's
+//! `--restore-timeout`, shorter than the caller's RPC deadline): a criu that
+//! never ends (criu 4.2 spins forever in its restorer when a `pages-*.img`
+//! is shorter than its pagemap says) is killed with everything it started
+//! in the container's pid namespace, and the restore fails with the end of
+//! criu's log instead of hanging until the caller gives up.
+//!
 //! On any failure after the init was found: the init's children are killed,
 //! the init is told the restore failed (it exits 125; SIGKILL if it does
 //! not within [`INIT_EXIT_WAIT`]), and the staged images are removed. On
@@ -46,6 +53,47 @@ pub const INIT_READY_WAIT: Duration = Duration::from_secs(5);
 pub const ADOPT_WAIT: Duration = Duration::from_secs(5);
 /// How long a told-to-fail init may take to exit before it is killed.
 pub const INIT_EXIT_WAIT: Duration = Duration::from_secs(2);
+/// Default limit of a criu restore (`kata-cr-agent --restore-timeout`).
+pub const DEFAULT_CRIU_LIMIT: Duration = Duration::from_secs(120);
+/// Time kept from the caller's deadline to undo a restore whose criu was
+/// killed and to answer.
+pub const UNDO_MARGIN: Duration = Duration::from_secs(10);
+
+/// How long criu restore may run: the configured limit, but never past the
+/// caller's deadline (`rpc`, when it sent one) less [`UNDO_MARGIN`] (or
+/// half of it, for a short deadline), so that the caller gets criu's error
+/// rather than its own timeout.
+pub fn criu_limit(configured: Duration, rpc: Option<Duration>) -> Duration {
+    match rpc {
+        Some(t) if !t.is_zero() => configured.min(t.saturating_sub(UNDO_MARGIN).max(t / 2)),
+        _ => configured,
+    }
+}
+
+/// SIGKILLs every live process of `init`'s pid namespace but the init
+/// (criu and the tasks it was restoring: the container owns its pid
+/// namespace, nothing else runs there while the init waits to restore).
+/// Returns the pids killed.
+fn kill_pidns_members(proc: &Path, init: i32) -> Vec<i32> {
+    let mut killed = Vec::new();
+    // A process may fork while the namespace is swept: sweep again until
+    // a pass finds nobody (a killed process cannot fork any more).
+    for _ in 0..16 {
+        let live: Vec<i32> = container::pidns_members(proc, init)
+            .into_iter()
+            .filter(|&p| container::is_alive(proc, p) && !killed.contains(&p))
+            .collect();
+        if live.is_empty() {
+            break;
+        }
+        for &p in &live {
+            // SAFETY: plain syscall.
+            unsafe { libc::kill(p, libc::SIGKILL) };
+        }
+        killed.extend(live);
+    }
+    killed
+}
 
 /// Checks the request fields that need no system access.
 pub fn validate(req: &RestoreRequest) -> Result<()> {
@@ -84,7 +132,12 @@ fn notify(pid: i32, value: i32) -> std::io::Result<()> {
 }
 
 /// Performs a restore (see the module documentation).
-pub async fn restore(daemon: &Daemon, req: RestoreRequest) -> Result<RestoreResponse> {
+/// `rpc_timeout`: the caller's deadline, if it sent one.
+pub async fn restore(
+    daemon: &Daemon,
+    req: RestoreRequest,
+    rpc_timeout: Option<Duration>,
+) -> Result<RestoreResponse> {
     let started = Instant::now();
     validate(&req)?;
     let rootfs = PathBuf::from(&req.rootfs);
@@ -111,7 +164,8 @@ pub async fn restore(daemon: &Daemon, req: RestoreRequest) -> Result<RestoreResp
         Ok(i) => i,
         Err(e) => return Err(fail(proc, init, None, e).await),
     };
-    match run(daemon, &req, &rootfs, init, &images, started).await {
+    let limit = criu_limit(daemon.restore_limit, rpc_timeout);
+    match run(daemon, &req, &rootfs, init, &images, started, limit).await {
         Ok(resp) => {
             if let Err(e) = images.remove() {
                 tracing::warn!(id = %req.container_id, error = %e, "restore: cannot remove the staged images");
@@ -129,6 +183,7 @@ async fn run(
     init: i32,
     images: &ImageDir,
     started: Instant,
+    limit: Duration,
 ) -> Result<RestoreResponse> {
     let proc = daemon.proc_root.as_path();
     wait_until(INIT_READY_WAIT, || {
@@ -226,11 +281,18 @@ async fn run(
     let mut keep_fds = vec![images.fd()];
     keep_fds.extend(stdio.iter().map(|(f, _)| f.as_fd()));
     keep_fds.extend(netns.as_ref().map(|f| f.as_fd()));
+    let sweep_proc = proc.to_path_buf();
+    let id = req.container_id.clone();
     let setup = ChildSetup {
         join,
         keep_fds,
         cgroup_procs,
         pidns: Some(pidns.as_fd()),
+        limit: Some(limit),
+        on_limit: Some(Box::new(move || {
+            let killed = kill_pidns_members(&sweep_proc, init);
+            tracing::warn!(%id, ?killed, "restore: criu outlived its limit; killed it and what it started in the container");
+        })),
     };
     let shown: Vec<String> = daemon
         .criu
@@ -239,15 +301,15 @@ async fn run(
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let command = shown.join(" ");
-    tracing::info!(id = %req.container_id, %command, "restore: running criu");
+    tracing::info!(id = %req.container_id, %command, limit_s = limit.as_secs(), "restore: running criu");
     let _ = std::fs::write(op_dir.join("command"), format!("{command}\n"));
 
     let outcome = daemon.criu.run(&args, setup).await?;
     if !outcome.stderr.trim().is_empty() {
         let _ = std::fs::write(op_dir.join("criu.stderr"), &outcome.stderr);
     }
-    if !outcome.status.success() {
-        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    if !outcome.status.success() || outcome.timed_out.is_some() {
+        let log = criu::read_log_tail(&log_path);
         return Err(Error::FailedPrecondition(criu::failure_message(
             "criu restore",
             &outcome,
@@ -386,6 +448,19 @@ async fn fail(proc: &Path, init: i32, images: Option<ImageDir>, err: Error) -> E
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn criu_gets_less_time_than_the_caller_waits() {
+        let s = Duration::from_secs;
+        // The proxy's default RPC timeout (300 s): the configured limit.
+        assert_eq!(criu_limit(s(120), Some(s(300))), s(120));
+        // No deadline sent: the configured limit.
+        assert_eq!(criu_limit(s(120), None), s(120));
+        assert_eq!(criu_limit(s(120), Some(Duration::ZERO)), s(120));
+        // A shorter deadline: time is kept to undo and answer.
+        assert_eq!(criu_limit(s(120), Some(s(60))), s(50));
+        assert_eq!(criu_limit(s(120), Some(s(12))), s(6));
+    }
 
     #[test]
     fn requests_are_checked_before_anything_happens() {
