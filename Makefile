@@ -18,7 +18,7 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 TESTBED  := integration/testbed
 
-.PHONY: all build deps fmt-check clippy unit e2e vm-test install-test test bench demo install clean guest-image guest-overlay-test
+.PHONY: all build deps fmt-check clippy unit harness-test e2e vm-test install-test test bench demo install clean guest-image guest-overlay-test
 
 all: build
 
@@ -38,10 +38,14 @@ clippy:
 unit:
 	$(CARGO) test --workspace $(if $(filter 0,$(shell id -u)),-- --include-ignored)
 
+# The suites' harness on deliberately failing checks (seconds; no bed needed).
+harness-test:
+	integration/suites/harness-test
+
 e2e: build
 	$(TESTBED) run -- integration/suites/run-all
 
-test: deps fmt-check clippy unit guest-overlay-test install-test e2e vm-test
+test: deps fmt-check clippy unit harness-test guest-overlay-test install-test e2e vm-test
 
 # make install into a scratch DESTDIR: what lands where, and a second run
 # keeps an operator's edited config.
