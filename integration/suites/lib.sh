@@ -62,6 +62,13 @@ if [ -z "${E2E_IN_CASE:-}" ]; then
   E2E_WORK=${E2E_WORK:-/tmp/e2e-$E2E_RUN_ID}
   export E2E_RUN_ID E2E_WORK
   mkdir -p "$E2E_WORK"
+  # crictl gives each call 2 s by default (as crictl 1.36); checkpoints and restores
+  # take longer here. The suites' crictl gets 60 s, as an operator's /etc/crictl.yaml
+  # would give it.
+  if [ -z "${CRI_CONFIG_FILE:-}" ]; then
+    printf 'timeout: 60\n' >"$E2E_WORK/crictl.yaml"
+    export CRI_CONFIG_FILE=$E2E_WORK/crictl.yaml
+  fi
 fi
 E2E_PASSED=0
 E2E_FAILED=0
