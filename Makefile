@@ -13,7 +13,7 @@ RELEASE  := target/$(TARGET)/release
 # Static binaries: kata-cr-init runs inside container rootfses without a libc,
 # and the test bed's glibc differs from the build host's.
 STATIC   := RUSTFLAGS='-C target-feature=+crt-static'
-BINS     := containerd-shim-kata-cr-v2 kata-cr-init kata-cr-agent crictl kata-cr-bench
+BINS     := containerd-shim-kata-cr-v2 kata-cr-init kata-cr-agent crictl kata-cr-bench kata-cr-task
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 TESTBED  := integration/testbed

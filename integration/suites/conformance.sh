@@ -327,17 +327,17 @@ scn_update_memory() {
   c_run_d "$id" sleep 1000 || exit 1
   wait_status "$id" RUNNING
   echo "limit before: $(ctr t metrics --format json "$id" | jq '.memory.usage.limit')"
-  # ctr 2.1 has no `tasks update`: task-update.py calls Tasks.Update as it did
-  must "$E2E_SUITES_DIR/task-update.py" "$CONTAINERD_SOCK" "$CTR_NS" "$id" 67108864
+  # ctr 2.1 has no `tasks update`: kata-cr-task calls Tasks.Update as it did
+  must kata-cr-task update "$id" --memory-limit 67108864
   echo "limit after update to 64 MiB: $(ctr t metrics --format json "$id" | jq '.memory.usage.limit')"
   expect_eq "memory limit" 67108864 "$(ctr t metrics --format json "$id" | jq '.memory.usage.limit')"
-  must "$E2E_SUITES_DIR/task-update.py" "$CONTAINERD_SOCK" "$CTR_NS" "$id" 134217728
+  must kata-cr-task update "$id" --memory-limit 134217728
   echo "limit after update to 128 MiB: $(ctr t metrics --format json "$id" | jq '.memory.usage.limit')"
   expect_eq "memory limit" 134217728 "$(ctr t metrics --format json "$id" | jq '.memory.usage.limit')"
   echo "update of a stopped task:"
   must ctr t kill -s KILL "$id"
   wait_status "$id" STOPPED
-  "$E2E_SUITES_DIR/task-update.py" "$CONTAINERD_SOCK" "$CTR_NS" "$id" 67108864 >/dev/null 2>&1
+  kata-cr-task update "$id" --memory-limit 67108864 >/dev/null 2>&1
   echo "  exit $?"
 }
 t_update_memory() { run_both scn_update_memory; }

@@ -235,7 +235,8 @@ t_tcp_same_pod() {
 }
 
 # runc's CheckpointOptions.open_tcp, as the Go client sends it (Tasks.Checkpoint with
-# image_path): ctr and CRI cannot set it. Honoured by both, with no criu config file.
+# image_path, through kata-cr-task): ctr and CRI cannot set it. Honoured by both, with no
+# criu config file.
 ctr_echo_above() { local v; v=$(exec_in "$1" tail -n 1 /tmp/echo 2>/dev/null); [ -n "$v" ] && [ "$v" -gt "$2" ]; }
 ctr_carries_data() { if poll 5 ctr_echo_above "$1" "$2"; then echo yes; else echo no; fi; }
 scn_open_tcp_option() {
@@ -246,12 +247,12 @@ scn_open_tcp_option() {
   wait_status "$id" RUNNING
   poll 10 eval "exec_in $id netstat -tn | awk -v p=127.0.0.1:$port '\$5 == p && \$6 == \"ESTABLISHED\"' | grep -q ." \
     || fail "the client never connected"
-  if "$E2E_SUITES_DIR/task-checkpoint.py" "$CONTAINERD_SOCK" "$CTR_NS" "$id" "$d/no-$RT" 2>"$d/no.$RT.err"; then
+  if kata-cr-task checkpoint "$id" --image-path "$d/no-$RT" 2>"$d/no.$RT.err"; then
     echo "open_tcp false: checkpoint succeeded"
   else
     echo "open_tcp false: checkpoint refused"
   fi
-  must "$E2E_SUITES_DIR/task-checkpoint.py" "$CONTAINERD_SOCK" "$CTR_NS" "$id" "$d/yes-$RT" --open-tcp
+  must kata-cr-task checkpoint "$id" --image-path "$d/yes-$RT" --open-tcp
   echo "open_tcp true: checkpoint done, connections in the image set: $(find "$d/yes-$RT" -name 'tcp-stream-*.img' | count)"
   before=$(exec_in "$id" tail -n 1 /tmp/echo)
   [ -n "$before" ] || fail "no echo after the checkpoint"
