@@ -63,10 +63,11 @@ if [ -z "${E2E_IN_CASE:-}" ]; then
   export E2E_RUN_ID E2E_WORK
   mkdir -p "$E2E_WORK"
   # crictl gives each call 2 s by default (as crictl 1.36); checkpoints and restores
-  # take longer here. The suites' crictl gets 60 s, as an operator's /etc/crictl.yaml
-  # would give it.
+  # take longer here (a restore the bed's agent gives up on takes its 30 s, more on a
+  # loaded machine). The suites' crictl gets 120 s, as an operator's
+  # /etc/crictl.yaml would give it.
   if [ -z "${CRI_CONFIG_FILE:-}" ]; then
-    printf 'timeout: 60\n' >"$E2E_WORK/crictl.yaml"
+    printf 'timeout: 120\n' >"$E2E_WORK/crictl.yaml"
     export CRI_CONFIG_FILE=$E2E_WORK/crictl.yaml
   fi
 fi
