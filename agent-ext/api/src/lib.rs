@@ -5,7 +5,7 @@
 //! A client:
 //! ```no_run
 //! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
-//! use agent_ext::api;
+//! use kata_cr_api as api;
 //! let client = api::connect("unix:///run/kata-cr/agent.sock").await?;
 //! let caps = client
 //!     .capabilities(api::context(), &api::CapabilitiesRequest::new())
