@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use ttrpc::r#async::{Client, MethodHandler, Service, TtrpcContext};
 use ttrpc::{Code, Request, Response, Status};
 
-use crate::intercept::Router;
+use crate::proxy::intercept::Router;
 
 pub const TASK_V2: &str = "containerd.task.v2.Task";
 pub const TASK_V3: &str = "containerd.task.v3.Task";

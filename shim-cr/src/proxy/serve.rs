@@ -13,13 +13,13 @@ use tokio::signal::unix::{signal, SignalKind};
 use ttrpc::r#async::transport::{Listener, Socket};
 use ttrpc::r#async::{Client, Server};
 
-use crate::bootstrap::Bootstrap;
+use crate::shim::bootstrap::Bootstrap;
 use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
-use crate::forward::{services, Inner};
-use crate::intercept::Router;
-use crate::socket;
-use crate::start::LISTENER_FD;
+use crate::proxy::forward::{services, Inner};
+use crate::proxy::intercept::Router;
+use crate::shim::socket;
+use crate::shim::start::LISTENER_FD;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServeParams {
@@ -198,7 +198,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (_inner, _proxy, client) = start_pair(dir.path()).await;
         let mut req = ttrpc::Request::new();
-        req.service = crate::forward::TASK_V2.into();
+        req.service = crate::proxy::forward::TASK_V2.into();
         req.method = "State".into();
         let mut sr = StateRequest::new();
         sr.id = "v2".into();
@@ -213,7 +213,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (_inner, _proxy, client) = start_pair(dir.path()).await;
         let mut req = ttrpc::Request::new();
-        req.service = crate::forward::SANDBOX_V1.into();
+        req.service = crate::proxy::forward::SANDBOX_V1.into();
         req.method = "PingSandbox".into();
         let err = client.request(req).await.unwrap_err();
         match err {

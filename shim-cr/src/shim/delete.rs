@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::args::ShimArgs;
-use crate::bundle_state::BundleState;
+use crate::shim::args::ShimArgs;
+use crate::shim::bundle_state::BundleState;
 use crate::config::{self, Config};
 use crate::error::{Error, IoContext, Result};
 

@@ -15,11 +15,11 @@ use containerd_shim_protos::api::CheckpointTaskRequest;
 use containerd_shim_protos::shim::oci::CheckpointOptions;
 use protobuf::Message;
 
-use crate::agent_backend::{agent_error, AgentBackend};
+use crate::cr::agent::{agent_error, AgentBackend};
 use crate::config::Criu;
-use crate::containers::{Container, Registry};
+use crate::proxy::containers::{Container, Registry};
 use crate::error::{Error, Result};
-use crate::staging::{self, Staged};
+use crate::cr::staging::{self, Staged};
 
 /// What the checkpoint asks of criu: the request's runc `CheckpointOptions`
 /// (what containerd's runc shim hands to runc), each criu option OR-ed with
@@ -342,7 +342,7 @@ mod tests {
             .block_on(checkpoint(&backend, &reg, &busy, &Criu::default(), &req))
             .unwrap_err();
         assert_eq!(e.code(), ttrpc::Code::NOT_FOUND);
-        reg.insert(crate::containers::Container {
+        reg.insert(crate::proxy::containers::Container {
             id: "pause".into(),
             bundle: "/b".into(),
             upperdir: None,

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use agent_ext::api::{self, AgentClient};
 
-use crate::bundle_state::BundleState;
+use crate::shim::bundle_state::BundleState;
 use crate::config::{AgentMode, Config};
-use crate::containers::Container;
+use crate::proxy::containers::Container;
 use crate::error::{Error, IoContext, Result};
-use crate::kata;
+use crate::cr::kata;
 
 /// Upper bound for finding and connecting to the agent (not for the RPC).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -210,8 +210,8 @@ mod tests {
         let bundle = root.join(id);
         std::fs::create_dir_all(&bundle).unwrap();
         BundleState {
-            proxy: crate::bootstrap::Bootstrap {
-                form: crate::bootstrap::Form::Bare,
+            proxy: crate::shim::bootstrap::Bootstrap {
+                form: crate::shim::bootstrap::Form::Bare,
                 version: 2,
                 address: "unix:///run/containerd/s/x".into(),
                 protocol: "ttrpc".into(),
@@ -243,10 +243,10 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let member = bundle_with_state(d.path(), "c1", Some("sb1"));
         let roots = d.path().join("vc-sbs");
-        crate::kata::mgmt::tests::serve(
+        crate::cr::kata::mgmt::tests::serve(
             &roots,
             "sb1",
-            crate::kata::mgmt::tests::ok("hvsock:///nonexistent/sb1/clh.sock:1024"),
+            crate::cr::kata::mgmt::tests::ok("hvsock:///nonexistent/sb1/clh.sock:1024"),
         );
         let mut cfg = Config::default();
         cfg.agent.mode = AgentMode::Kata;

@@ -11,15 +11,15 @@ use std::process::{Command, Stdio};
 
 use protobuf::Message;
 
-use crate::args::ShimArgs;
-use crate::bootstrap::Bootstrap;
-use crate::bundle_state::{write_atomic, BundleState};
+use crate::shim::args::ShimArgs;
+use crate::shim::bootstrap::Bootstrap;
+use crate::shim::bundle_state::{write_atomic, BundleState};
 use crate::config::{self, Config};
 use crate::error::{Error, IoContext, Result};
-use crate::grouping::{self, Group};
+use crate::shim::grouping::{self, Group};
 use crate::runtime_options::{parse_start_stdin, RuntimeOptions};
-use crate::serve::ServeParams;
-use crate::socket;
+use crate::proxy::serve::ServeParams;
+use crate::shim::socket;
 
 /// The fd number the listening socket has in the server process.
 pub const LISTENER_FD: i32 = 3;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::bootstrap::Bootstrap;
+use crate::shim::bootstrap::Bootstrap;
 use crate::error::{Error, IoContext, Result};
 
 pub const FILE: &str = "kata-cr.json";
@@ -56,7 +56,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bootstrap::Form;
+    use crate::shim::bootstrap::Form;
 
     #[test]
     fn round_trip() {

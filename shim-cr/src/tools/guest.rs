@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 
 use agent_ext::api;
 
-use crate::agent_backend::AgentBackend;
+use crate::cr::agent::AgentBackend;
 use crate::config::{self, AgentMode, Config};
-use crate::containers::Container;
+use crate::proxy::containers::Container;
 use crate::error::{Error, Result};
-use crate::spec_rewrite::{self, InitMode};
+use crate::cr::spec_rewrite::{self, InitMode};
 
 const GUEST_USAGE: &str = "usage: containerd-shim-kata-cr-v2 guest [--config PATH] SANDBOX VERB ...
   capabilities                                     kata-cr-agent's and criu's state in the guest
@@ -231,14 +231,14 @@ impl GuestCmd {
                 let upper = c.upperdir.clone().unwrap_or_default();
                 // criu's options as the proxy takes them for a CRI checkpoint:
                 // kata-cr's [criu] settings.
-                let want = crate::checkpoint::Wanted {
+                let want = crate::cr::checkpoint::Wanted {
                     exit,
                     tcp_established: cfg.criu.tcp_established,
                     ext_unix_sk: cfg.criu.ext_unix_sk,
                     file_locks: cfg.criu.file_locks,
                 };
                 let (dumped, staged, dump_ms) =
-                    crate::checkpoint::dump_and_stage(&backend, &c, want, &upper, &to).await?;
+                    crate::cr::checkpoint::dump_and_stage(&backend, &c, want, &upper, &to).await?;
                 Ok(format!(
                     "checkpoint of {container} in sandbox {sid}: {} files, {} bytes in {} ({:?}; dump {dump_ms} ms; guest criu log {})",
                     staged.files.len(),
@@ -254,8 +254,8 @@ impl GuestCmd {
                 from,
             } => {
                 let c = container_at(&container, upperdir)?;
-                let name = crate::restore::prepare(&backend, &c, &from).await?;
-                let pid = crate::restore::restore(&backend, &c, &name).await?;
+                let name = crate::cr::restore::prepare(&backend, &c, &from).await?;
+                let pid = crate::cr::restore::restore(&backend, &c, &name).await?;
                 Ok(format!(
                     "restored {container} in sandbox {sid}: workload pid {pid} in the guest"
                 ))
@@ -266,7 +266,7 @@ impl GuestCmd {
 
 /// A container known only by id and the host side of its rootfs.
 fn container_at(id: &str, upperdir: PathBuf) -> Result<Container> {
-    crate::staging::validate_name(id)
+    crate::cr::staging::validate_name(id)
         .map_err(|e| Error::InvalidArgument(format!("container id {id:?}: {e}")))?;
     if !upperdir.is_dir() {
         return Err(Error::InvalidArgument(format!(

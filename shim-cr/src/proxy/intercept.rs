@@ -22,16 +22,16 @@ use containerd_shim_protos::api::{
 };
 use protobuf::well_known_types::empty::Empty;
 
-use crate::agent_backend::AgentBackend;
-use crate::checkpoint::{self, InProgress};
+use crate::cr::agent::AgentBackend;
+use crate::cr::checkpoint::{self, InProgress};
 use crate::config::Config;
-use crate::containers::{Container, Registry};
+use crate::proxy::containers::{Container, Registry};
 use crate::error::Error;
-use crate::forward::{is_task_service, status_response, Inner};
+use crate::proxy::forward::{is_task_service, status_response, Inner};
 use crate::runtime_options::RuntimeOptions;
-use crate::spec_rewrite::{self, InitMode};
-use crate::start::rewrite_options;
-use crate::{restore, staging};
+use crate::cr::spec_rewrite::{self, InitMode};
+use crate::shim::start::rewrite_options;
+use crate::cr::{restore, staging};
 
 pub struct Router {
     inner: Inner,
@@ -191,7 +191,7 @@ impl Router {
         k.signal = 9;
         k.all = true;
         let mut req = Request::new();
-        req.service = crate::forward::TASK_V3.to_string();
+        req.service = crate::proxy::forward::TASK_V3.to_string();
         req.method = "Kill".into();
         req.payload = k.write_to_bytes().expect("plain message");
         req.timeout_nano = 10_000_000_000;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use agent_ext::api::{self, AgentClient, CapabilitiesResponse};
 
 use crate::config::{self, AgentMode, Config};
-use crate::kata;
+use crate::cr::kata;
 
 const CMD_TIMEOUT: Duration = Duration::from_secs(10);
 

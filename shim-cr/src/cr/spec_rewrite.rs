@@ -11,9 +11,9 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::bundle_state::write_atomic;
+use crate::shim::bundle_state::write_atomic;
 use crate::error::{Error, Result};
-use crate::grouping;
+use crate::shim::grouping;
 
 /// Where the init appears inside the container: in its /dev tmpfs, so that
 /// the bind mount's mount point is never part of the rootfs's writable layer.
