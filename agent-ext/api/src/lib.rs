@@ -1,6 +1,8 @@
-//! `katacr.agent.v1.Agent`: the API between the kata-cr proxy and
-//! `kata-cr-agent`, generated from `proto/agent.proto` (read it for the
-//! meaning of every field and the error codes).
+//! The contract between the kata-cr proxy and `kata-cr-agent`:
+//! `katacr.agent.v1.Agent`, generated from `proto/agent.proto` (read it for
+//! the meaning of every field and the error codes), the client helpers, and
+//! the paths and names both sides agree on inside a container ([`INIT_PATH`],
+//! [`IMAGE_ROOT`], [`validate_image_dir`]).
 //!
 //! A client:
 //! ```no_run
@@ -28,7 +30,11 @@ pub mod agent_ttrpc {
     include!(concat!(env!("OUT_DIR"), "/agent_ttrpc.rs"));
 }
 
+mod paths;
+
 use std::time::Duration;
+
+pub use paths::{validate_image_dir, BadImageDir, IMAGE_ROOT, INIT_PATH, MAX_IMAGE_DIR_LEN};
 
 pub use agent::{
     CapabilitiesRequest, CapabilitiesResponse, CheckpointRequest, CheckpointResponse,

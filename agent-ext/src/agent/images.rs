@@ -22,36 +22,14 @@ use nix::unistd::UnlinkatFlags;
 
 use super::error::{Error, Result};
 
-/// Directory of kata-cr's files in a container's rootfs.
-pub const KATA_DIR: &str = ".kata-cr";
+/// Directory of kata-cr's files in a container's rootfs, and the longest
+/// image directory name: the contract shared with the proxy.
+pub use crate::api::{IMAGE_ROOT as KATA_DIR, MAX_IMAGE_DIR_LEN as MAX_NAME_LEN};
 
-/// Longest accepted image directory name.
-pub const MAX_NAME_LEN: usize = 128;
-
-/// Checks an image directory name: one path component of `[A-Za-z0-9._-]`,
-/// not starting with `.` (so neither `.` nor `..`), at most
-/// [`MAX_NAME_LEN`] bytes.
+/// Checks an image directory name by the rule the proxy applies too
+/// ([`crate::api::validate_image_dir`]).
 pub fn validate_name(name: &str) -> Result<()> {
-    let bad = |why: &str| Err(Error::InvalidArgument(format!("image_dir {name:?} {why}")));
-    if name.is_empty() {
-        return bad("is empty");
-    }
-    if name.len() > MAX_NAME_LEN {
-        return bad(&format!("is longer than {MAX_NAME_LEN} bytes"));
-    }
-    if name.contains('/') {
-        return bad("must be a single path component (contains '/')");
-    }
-    if name.contains("..") || name.starts_with('.') {
-        return bad("must not start with '.' nor contain '..'");
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-    {
-        return bad("may only contain A-Z a-z 0-9 . _ -");
-    }
-    Ok(())
+    crate::api::validate_image_dir(name).map_err(|e| Error::InvalidArgument(e.to_string()))
 }
 
 /// A freshly created, empty image directory. Dropping it leaves it in place:
