@@ -1,6 +1,7 @@
 //! `containerd-shim-kata-cr-v2`: checkpoint/restore for Kata Containers as a
 //! proxy in front of the unmodified inner shim.
 
+mod bundle;
 mod config;
 mod cr;
 mod error;
@@ -12,13 +13,10 @@ mod tools;
 
 use std::io::Write;
 
-/// The hidden action `start` uses to launch the proxy server.
-pub const SERVE_ACTION: &str = "__kata-cr-serve";
-
 fn main() {
     let mut argv = std::env::args().skip(1);
     let first = argv.next();
-    if first.as_deref() == Some(SERVE_ACTION) {
+    if first.as_deref() == Some(proxy::serve::ACTION) {
         let json = argv.next().unwrap_or_default();
         std::process::exit(match proxy::serve::run(&json) {
             Ok(()) => 0,
@@ -27,8 +25,8 @@ fn main() {
     }
     let subcommand: Option<fn(&[String]) -> i32> = match first.as_deref() {
         Some("doctor") => Some(tools::doctor::run),
-        Some("guest") => Some(tools::guest::guest),
-        Some("rewrite-bundle") => Some(tools::guest::rewrite_bundle),
+        Some("guest") => Some(tools::guest::run),
+        Some("rewrite-bundle") => Some(tools::rewrite_bundle::run),
         _ => None,
     };
     if let Some(run) = subcommand {

@@ -6,6 +6,7 @@
 use protobuf::well_known_types::any::Any;
 use protobuf::{CodedInputStream, CodedOutputStream, Message};
 
+use crate::config::Config;
 use crate::error::{Error, Result};
 
 pub const TYPE_URL: &str = "runtimeoptions.v1.Options";
@@ -68,6 +69,33 @@ impl RuntimeOptions {
     }
 }
 
+/// What the inner shim gets in place of runtime options `any` (holding
+/// `opts`): kata-cr's own config path is swapped for the inner shim's
+/// (`[inner] config_path`), or removed; anything else passes unchanged.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ForInner {
+    Unchanged,
+    Replaced(Any),
+    /// Nothing is left to send.
+    Removed,
+}
+
+pub fn for_inner(any: &Any, opts: &RuntimeOptions, cfg: &Config) -> ForInner {
+    let mut o = opts.clone();
+    if !o.config_path.is_empty() && o.config_path == cfg.source {
+        o.config_path = cfg.inner.config_path.clone();
+    }
+    if o.config_path.is_empty() && o.config_body.is_empty() {
+        return ForInner::Removed;
+    }
+    if &o == opts {
+        return ForInner::Unchanged;
+    }
+    let mut a = any.clone();
+    a.value = o.encode();
+    ForInner::Replaced(a)
+}
+
 /// Decode the bytes containerd writes on a shim's stdin at `start`: a
 /// marshalled `Any`, or nothing.
 pub fn parse_start_stdin(buf: &[u8]) -> Option<Any> {
@@ -110,6 +138,51 @@ mod tests {
             os.flush().unwrap();
         }
         assert_eq!(RuntimeOptions::decode(&buf).unwrap().config_path, "/p");
+    }
+
+    fn cfg(source: &str, inner_path: &str) -> Config {
+        Config {
+            source: source.into(),
+            inner: crate::config::Inner {
+                config_path: inner_path.into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn any_of(o: &RuntimeOptions) -> Any {
+        let mut any = Any::new();
+        any.type_url = TYPE_URL.into();
+        any.value = o.encode();
+        any
+    }
+
+    #[test]
+    fn our_config_path_is_swapped_for_the_inner_one() {
+        let o = RuntimeOptions {
+            config_path: "/etc/kata-cr/config.toml".into(),
+            ..Default::default()
+        };
+        let c = cfg("/etc/kata-cr/config.toml", "/opt/kata/configuration.toml");
+        let ForInner::Replaced(a) = for_inner(&any_of(&o), &o, &c) else {
+            panic!("not replaced");
+        };
+        assert_eq!(a.type_url, TYPE_URL);
+        let back = RuntimeOptions::from_any(&a).unwrap().unwrap();
+        assert_eq!(back.config_path, "/opt/kata/configuration.toml");
+        let c = cfg("/etc/kata-cr/config.toml", "");
+        assert_eq!(for_inner(&any_of(&o), &o, &c), ForInner::Removed);
+    }
+
+    #[test]
+    fn foreign_options_pass_unchanged() {
+        let o = RuntimeOptions {
+            config_path: "/opt/kata/other.toml".into(),
+            ..Default::default()
+        };
+        let c = cfg("/etc/kata-cr/config.toml", "/x");
+        assert_eq!(for_inner(&any_of(&o), &o, &c), ForInner::Unchanged);
     }
 
     #[test]

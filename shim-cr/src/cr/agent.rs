@@ -4,16 +4,15 @@
 //! inside the pod's guest, reached through the Kata shim's management socket
 //! (see `kata`), which sees the rootfs at `/run/kata-containers/<id>/rootfs`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use agent_ext::api::{self, AgentClient};
+use kata_cr_api::{self as api, AgentClient};
 
-use crate::shim::bundle_state::BundleState;
 use crate::config::{AgentMode, Config};
-use crate::proxy::containers::Container;
-use crate::error::{Error, IoContext, Result};
+use crate::cr::container::Container;
 use crate::cr::kata;
+use crate::error::{Error, Result};
 
 /// Upper bound for finding and connecting to the agent (not for the RPC).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,8 +25,7 @@ pub struct AgentBackend {
     kata_roots: kata::Roots,
     /// Kata mode: kata-cr-agent's guest vsock port.
     port: u32,
-    /// Kata mode: the sandbox to reach, when it is not the one of the
-    /// proxy's working directory (the `guest` subcommand).
+    /// Kata mode: the sandbox whose guest runs the agent (the proxy's pod).
     sandbox: Option<String>,
 }
 
@@ -43,29 +41,20 @@ impl AgentBackend {
         }
     }
 
-    /// Kata mode: reach the agent of sandbox `sid` rather than the one of the
-    /// working directory's bundle.
+    /// Kata mode: reach the agent in the guest of sandbox `sid`.
     pub fn for_sandbox(mut self, sid: &str) -> Self {
         self.sandbox = Some(sid.to_string());
         self
     }
 
-    /// The agent serving this proxy's pod. In Kata mode the pod is the one of
-    /// the bundle the proxy server runs in (its working directory: `start`
-    /// runs it in the bundle of the sandbox or plain container that created
-    /// it; containerd names bundles by container id).
+    /// The agent serving the sandbox (Kata mode) or this host (host mode).
     pub async fn connect(&self) -> Result<AgentClient> {
-        match self.mode {
-            AgentMode::Host => self.connect_host().await,
-            AgentMode::Kata if self.sandbox.is_some() => {
-                self.connect_sandbox(self.sandbox.as_deref().unwrap_or_default())
-                    .await
-            }
-            AgentMode::Kata => {
-                let cwd = std::env::current_dir()
-                    .ctx(|| "the proxy's working directory (its sandbox's bundle)".into())?;
-                self.connect_sandbox(&sandbox_of_bundle(&cwd)?).await
-            }
+        match (self.mode, self.sandbox.as_deref()) {
+            (AgentMode::Host, _) => self.connect_host().await,
+            (AgentMode::Kata, Some(sid)) => self.connect_sandbox(sid).await,
+            (AgentMode::Kata, None) => Err(Error::FailedPrecondition(
+                "which Kata sandbox this proxy serves is unknown".into(),
+            )),
         }
     }
 
@@ -113,30 +102,6 @@ impl AgentBackend {
     }
 }
 
-/// The Kata sandbox of the container whose bundle is `bundle`: the
-/// `sandbox` its bundle state records for a pod member, its own id (the
-/// bundle's name) for a sandbox or a plain ctr container.
-pub fn sandbox_of_bundle(bundle: &Path) -> Result<String> {
-    let st = BundleState::read(bundle).map_err(|e| {
-        Error::FailedPrecondition(format!(
-            "which Kata sandbox this proxy serves is unknown: {e}"
-        ))
-    })?;
-    if let Some(sid) = st.sandbox {
-        return Ok(sid);
-    }
-    bundle
-        .file_name()
-        .and_then(|n| n.to_str())
-        .map(str::to_string)
-        .ok_or_else(|| {
-            Error::FailedPrecondition(format!(
-                "bundle {} does not name a container",
-                bundle.display()
-            ))
-        })
-}
-
 /// An agent's ttrpc error, with the container named and its code kept.
 pub fn agent_error(id: &str, verb: &str, e: ttrpc::Error) -> Error {
     match e {
@@ -161,8 +126,6 @@ mod tests {
             id: "c1".into(),
             bundle: "/run/b/c1".into(),
             upperdir: upper.map(PathBuf::from),
-            wrapped: true,
-            restore_pending: None,
         }
     }
 
@@ -206,42 +169,9 @@ mod tests {
         assert!(e.to_string().contains("/nonexistent/agent.sock"), "{e}");
     }
 
-    fn bundle_with_state(root: &Path, id: &str, sandbox: Option<&str>) -> PathBuf {
-        let bundle = root.join(id);
-        std::fs::create_dir_all(&bundle).unwrap();
-        BundleState {
-            proxy: crate::shim::bootstrap::Bootstrap {
-                form: crate::shim::bootstrap::Form::Bare,
-                version: 2,
-                address: "unix:///run/containerd/s/x".into(),
-                protocol: "ttrpc".into(),
-            },
-            inner_binary: "containerd-shim-kata-v2".into(),
-            inner: None,
-            socket: sandbox.is_none().then(|| "/run/containerd/s/x".into()),
-            sandbox: sandbox.map(str::to_string),
-        }
-        .write(&bundle)
-        .unwrap();
-        bundle
-    }
-
-    #[test]
-    fn sandbox_of_a_pod_member_and_of_a_sandbox() {
-        let d = tempfile::tempdir().unwrap();
-        let sb = bundle_with_state(d.path(), "sb1", None);
-        let member = bundle_with_state(d.path(), "c1", Some("sb1"));
-        assert_eq!(sandbox_of_bundle(&sb).unwrap(), "sb1");
-        assert_eq!(sandbox_of_bundle(&member).unwrap(), "sb1");
-        let e = sandbox_of_bundle(&d.path().join("c2")).unwrap_err();
-        assert_eq!(e.code(), Code::FAILED_PRECONDITION);
-        assert!(e.to_string().contains("c2/kata-cr.json"), "{e}");
-    }
-
     #[tokio::test]
     async fn kata_mode_asks_the_sandboxes_management_socket() {
         let d = tempfile::tempdir().unwrap();
-        let member = bundle_with_state(d.path(), "c1", Some("sb1"));
         let roots = d.path().join("vc-sbs");
         crate::cr::kata::mgmt::tests::serve(
             &roots,
@@ -251,8 +181,10 @@ mod tests {
         let mut cfg = Config::default();
         cfg.agent.mode = AgentMode::Kata;
         let backend = AgentBackend::from_config(&cfg).with_kata_roots(kata::Roots(vec![roots]));
-        let sid = sandbox_of_bundle(&member).unwrap();
-        let e = backend.connect_sandbox(&sid).await.err().unwrap();
+        let e = backend.connect().await.err().unwrap();
+        assert_eq!(e.code(), Code::FAILED_PRECONDITION);
+        assert!(e.to_string().contains("sandbox"), "{e}");
+        let e = backend.for_sandbox("sb1").connect().await.err().unwrap();
         let m = e.to_string();
         assert!(m.contains("sandbox sb1"), "{m}");
         assert!(m.contains("hvsock:///nonexistent/sb1/clh.sock:1029"), "{m}");

@@ -10,16 +10,16 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use agent_ext::api;
 use containerd_shim_protos::api::CheckpointTaskRequest;
 use containerd_shim_protos::shim::oci::CheckpointOptions;
+use kata_cr_api as api;
 use protobuf::Message;
 
-use crate::cr::agent::{agent_error, AgentBackend};
 use crate::config::Criu;
-use crate::proxy::containers::{Container, Registry};
-use crate::error::{Error, Result};
+use crate::cr::agent::{agent_error, AgentBackend};
+use crate::cr::container::{check_id, Container};
 use crate::cr::staging::{self, Staged};
+use crate::error::{Error, Result};
 
 /// What the checkpoint asks of criu: the request's runc `CheckpointOptions`
 /// (what containerd's runc shim hands to runc), each criu option OR-ed with
@@ -79,24 +79,14 @@ impl Drop for Guard<'_> {
     }
 }
 
+/// Checkpoints `c` (a container whose init is kata-cr-init) as `req` asks.
 pub async fn checkpoint(
     backend: &AgentBackend,
-    containers: &Registry,
-    busy: &InProgress,
+    c: &Container,
     defaults: &Criu,
     req: &CheckpointTaskRequest,
 ) -> Result<()> {
-    let id = req.id.as_str();
-    let c = containers.get(id).ok_or_else(|| {
-        Error::NotFound(format!(
-            "container {id} was not created through this kata-cr proxy"
-        ))
-    })?;
-    if !c.wrapped {
-        return Err(Error::FailedPrecondition(format!(
-            "container {id} is a pod sandbox; kata-cr checkpoints application containers"
-        )));
-    }
+    let id = c.id.as_str();
     let want = wanted(req, defaults)?;
     if req.path.is_empty() {
         return Err(Error::InvalidArgument(format!(
@@ -109,7 +99,6 @@ pub async fn checkpoint(
             "container {id}: its rootfs is not an overlay shared with the host, so the image set cannot be staged"
         ))
     })?;
-    let _guard = busy.enter(id)?;
     std::fs::create_dir_all(&dest)
         .map_err(|e| Error::io(format!("create {}", dest.display()), e))?;
 
@@ -144,7 +133,7 @@ pub async fn dump_and_stage(
     dest: &Path,
 ) -> Result<(api::CheckpointResponse, Staged, u128)> {
     let id = c.id.as_str();
-    let name = format!("ckpt-{}", random_suffix());
+    let name = staging::new_set_name("ckpt");
     let mut ck = api::CheckpointRequest::new();
     ck.container_id = id.to_string();
     ck.rootfs = backend.agent_rootfs(c).display().to_string();
@@ -213,27 +202,13 @@ pub fn cri_container_dir(upper: &Path, id: &str) -> Option<PathBuf> {
         .parent()?
         .join("io.containerd.grpc.v1.cri/containers")
         .join(id);
-    (is_snapshotter && staging::validate_name(id).is_ok() && dir.is_dir()).then_some(dir)
+    (is_snapshotter && check_id("container", id).is_ok() && dir.is_dir()).then_some(dir)
 }
 
 async fn stage(upper: PathBuf, name: String, dest: PathBuf) -> Result<staging::Staged> {
     tokio::task::spawn_blocking(move || staging::stage_out(&upper, &name, Path::new(&dest)))
         .await
         .map_err(|e| Error::Internal(format!("staging task: {e}")))?
-}
-
-pub fn random_suffix() -> String {
-    let mut b = [0u8; 8];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
-        .is_err()
-    {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        b = (t.as_nanos() as u64 ^ std::process::id() as u64).to_le_bytes();
-    }
-    hex::encode(b)
 }
 
 #[cfg(test)]
@@ -324,35 +299,5 @@ mod tests {
         busy.enter("c2").unwrap();
         drop(g);
         busy.enter("c1").unwrap();
-    }
-
-    #[test]
-    fn unknown_containers_and_sandboxes_are_refused() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let backend = AgentBackend::from_config(&crate::config::Config::default());
-        let reg = Registry::default();
-        let busy = InProgress::default();
-        let mut req = CheckpointTaskRequest::new();
-        req.id = "ghost".into();
-        req.path = "/tmp/x".into();
-        let e = rt
-            .block_on(checkpoint(&backend, &reg, &busy, &Criu::default(), &req))
-            .unwrap_err();
-        assert_eq!(e.code(), ttrpc::Code::NOT_FOUND);
-        reg.insert(crate::proxy::containers::Container {
-            id: "pause".into(),
-            bundle: "/b".into(),
-            upperdir: None,
-            wrapped: false,
-            restore_pending: None,
-        });
-        req.id = "pause".into();
-        let e = rt
-            .block_on(checkpoint(&backend, &reg, &busy, &Criu::default(), &req))
-            .unwrap_err();
-        assert_eq!(e.code(), ttrpc::Code::FAILED_PRECONDITION);
     }
 }

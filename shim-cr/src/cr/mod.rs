@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod checkpoint;
+pub mod container;
 pub mod kata;
 pub mod restore;
 pub mod spec_rewrite;

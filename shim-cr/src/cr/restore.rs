@@ -10,12 +10,12 @@
 
 use std::path::{Path, PathBuf};
 
-use agent_ext::api;
+use kata_cr_api as api;
 
 use crate::cr::agent::{agent_error, AgentBackend};
-use crate::proxy::containers::Container;
-use crate::error::{Error, Result};
+use crate::cr::container::Container;
 use crate::cr::staging;
+use crate::error::{Error, Result};
 
 /// Checks that `dir` holds a criu image set and stages it into the
 /// container's upperdir; returns the staged directory's name.
@@ -32,7 +32,7 @@ pub async fn prepare(backend: &AgentBackend, c: &Container, checkpoint: &Path) -
             "restore of container {id}: its rootfs is not an overlay shared with the host, so the image set cannot be staged"
         ))
     })?;
-    let name = format!("restore-{}", crate::cr::checkpoint::random_suffix());
+    let name = staging::new_set_name("restore");
     let (src, up, n) = (checkpoint.to_path_buf(), upper.clone(), name.clone());
     let staged = tokio::task::spawn_blocking(move || staging::stage_in(&src, &up, &n))
         .await

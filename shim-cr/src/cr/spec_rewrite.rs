@@ -11,16 +11,15 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::shim::bundle_state::write_atomic;
+use crate::bundle;
 use crate::error::{Error, Result};
-use crate::shim::grouping;
 
 /// Where the init appears inside the container: in its /dev tmpfs, so that
 /// the bind mount's mount point is never part of the rootfs's writable layer.
 /// A rootfs diff that carried it (CRI's rootfs-diff.tar, applied over the
 /// new container's rootfs after Create) would replace the mount point under
 /// the new container's bind mount.
-pub const INIT_PATH: &str = "/dev/.kata-cr-init";
+pub use kata_cr_api::INIT_PATH;
 
 /// What the rewrite did.
 #[derive(Debug, PartialEq, Eq)]
@@ -42,14 +41,13 @@ pub enum InitMode {
 }
 
 pub fn wrap_bundle(bundle: &Path, init_host_path: &Path, mode: InitMode) -> Result<Outcome> {
-    let mut spec = grouping::read_spec(bundle)?;
+    let mut spec = bundle::read_spec(bundle)?;
     let outcome = match mode {
         InitMode::Run => wrap_spec(&mut spec, init_host_path)?,
         InitMode::Restore => wrap_spec_for_restore(&mut spec, init_host_path)?,
     };
     if outcome == Outcome::Wrapped {
-        let data = serde_json::to_vec(&spec).expect("JSON value serialises");
-        write_atomic(&bundle.join("config.json"), &data)?;
+        bundle::write_spec(bundle, &spec)?;
     }
     Ok(outcome)
 }

@@ -25,7 +25,7 @@ use nix::unistd::{unlinkat, UnlinkatFlags};
 use crate::error::{Error, Result};
 
 /// The directory in the container's rootfs that holds kata-cr's files.
-pub const STAGING_DIR: &str = ".kata-cr";
+pub use kata_cr_api::IMAGE_ROOT as STAGING_DIR;
 
 /// How the files crossed over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,19 +71,25 @@ fn open_subdir<F: AsFd>(dir: &F, name: &str, shown: &str) -> Result<OwnedFd> {
     })
 }
 
-pub fn validate_name(name: &str) -> Result<()> {
-    if name.is_empty()
-        || name.len() > 128
-        || name == "."
-        || name == ".."
-        || name.contains('/')
-        || name.contains('\0')
+/// Image set names follow the rule the agent applies too.
+fn validate_name(name: &str) -> Result<()> {
+    kata_cr_api::validate_image_dir(name).map_err(|e| Error::InvalidArgument(e.to_string()))
+}
+
+/// A fresh image set name, `<prefix>-<16 hex digits>`: unique per
+/// operation, and valid for [`validate_name`] with a valid prefix.
+pub fn new_set_name(prefix: &str) -> String {
+    let mut b = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .is_err()
     {
-        return Err(Error::InvalidArgument(format!(
-            "bad image set name {name:?}"
-        )));
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        b = (t.as_nanos() as u64 ^ std::process::id() as u64).to_le_bytes();
     }
-    Ok(())
+    format!("{prefix}-{}", hex::encode(b))
 }
 
 fn entries(dir: &OwnedFd) -> Result<Vec<String>> {
@@ -508,6 +514,18 @@ mod tests {
             1,
             "host dir untouched"
         );
+    }
+
+    #[test]
+    fn new_names_are_valid_and_distinct() {
+        let (a, b) = (new_set_name("ckpt"), new_set_name("ckpt"));
+        assert_ne!(a, b);
+        assert!(
+            a.starts_with("ckpt-") && a.len() == "ckpt-".len() + 16,
+            "{a}"
+        );
+        validate_name(&a).unwrap();
+        assert!(validate_name(".kata-cr").is_err());
     }
 
     #[test]

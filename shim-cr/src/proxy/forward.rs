@@ -4,14 +4,14 @@
 //! its status, code and message intact). Only the service name is rewritten
 //! when containerd and the inner shim speak different task API versions.
 
-use std::collections::HashMap;
+use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use ttrpc::r#async::{Client, MethodHandler, Service, TtrpcContext};
+use ttrpc::r#async::transport::Socket;
+use ttrpc::r#async::Client;
 use ttrpc::{Code, Request, Response, Status};
 
-use crate::proxy::intercept::Router;
+use crate::error::{Error, IoContext, Result};
 
 pub const TASK_V2: &str = "containerd.task.v2.Task";
 pub const TASK_V3: &str = "containerd.task.v3.Task";
@@ -73,6 +73,15 @@ pub struct Inner {
 }
 
 impl Inner {
+    /// Connects to the inner shim at its ttrpc `address`; also returns a
+    /// second, idle connection whose EOF tells that the inner shim exited.
+    pub fn connect(address: &str, task_api_version: i32) -> Result<(Self, tokio::net::UnixStream)> {
+        let stream = connect_unix(address)?;
+        let probe = connect_unix(address)?;
+        let client = Client::new(Socket::from(stream));
+        Ok((Inner::new(client, task_api_version), probe))
+    }
+
     pub fn new(client: Client, task_api_version: i32) -> Self {
         Inner {
             client,
@@ -116,35 +125,26 @@ pub fn status_response(status: Status) -> Response {
     r
 }
 
-struct Handler(Arc<Router>);
-
-#[async_trait]
-impl MethodHandler for Handler {
-    async fn handler(&self, _ctx: TtrpcContext, req: Request) -> ttrpc::Result<Response> {
-        Ok(self.0.route(req).await)
+/// A non-blocking connection to a ttrpc unix address (`unix:///path` or
+/// `unix://@abstract`).
+fn connect_unix(address: &str) -> Result<tokio::net::UnixStream> {
+    let rest = address
+        .strip_prefix("unix://")
+        .ok_or_else(|| Error::InvalidArgument(format!("unsupported inner address {address}")))?;
+    let stream = match rest.strip_prefix('@') {
+        Some(name) => {
+            use std::os::linux::net::SocketAddrExt;
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+                .ctx(|| format!("address {address}"))?;
+            UnixStream::connect_addr(&addr)
+        }
+        None => UnixStream::connect(rest),
     }
-}
-
-fn service(methods: &[&str], router: &Arc<Router>) -> Service {
-    let methods = methods
-        .iter()
-        .map(|m| {
-            let h: Box<dyn MethodHandler + Send + Sync> = Box::new(Handler(router.clone()));
-            (m.to_string(), h)
-        })
-        .collect();
-    Service {
-        methods,
-        streams: HashMap::new(),
-    }
-}
-
-pub fn services(router: Arc<Router>) -> HashMap<String, Service> {
-    HashMap::from([
-        (TASK_V2.to_string(), service(TASK_METHODS, &router)),
-        (TASK_V3.to_string(), service(TASK_METHODS, &router)),
-        (SANDBOX_V1.to_string(), service(SANDBOX_METHODS, &router)),
-    ])
+    .ctx(|| format!("connect {address}"))?;
+    stream
+        .set_nonblocking(true)
+        .ctx(|| format!("connect {address}"))?;
+    tokio::net::UnixStream::from_std(stream).ctx(|| format!("connect {address}"))
 }
 
 #[cfg(test)]
@@ -177,6 +177,16 @@ mod tests {
         let listed: BTreeSet<_> = proto.split_whitespace().collect();
         let ours: BTreeSet<_> = SANDBOX_METHODS.iter().copied().collect();
         assert_eq!(listed, ours);
+    }
+
+    #[tokio::test]
+    async fn only_unix_addresses_reach_an_inner_shim() {
+        let e = Inner::connect("vsock://3:1024", 3).err().unwrap();
+        assert_eq!(e.code(), Code::INVALID_ARGUMENT);
+        let e = Inner::connect("unix:///nonexistent/inner.sock", 3)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("/nonexistent/inner.sock"), "{e}");
     }
 
     #[test]

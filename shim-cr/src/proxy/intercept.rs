@@ -13,25 +13,24 @@
 //!   deferred create (see `restore`).
 //! - `Delete`: forgets the container.
 
-use protobuf::Message;
-use ttrpc::{Request, Response};
-
 use containerd_shim_protos::api::{
     CheckpointTaskRequest, CreateTaskRequest, DeleteRequest, ExecProcessRequest, KillRequest,
     StartRequest,
 };
 use protobuf::well_known_types::empty::Empty;
+use protobuf::Message;
+use ttrpc::{Request, Response};
 
+use crate::config::Config;
 use crate::cr::agent::AgentBackend;
 use crate::cr::checkpoint::{self, InProgress};
-use crate::config::Config;
-use crate::proxy::containers::{Container, Registry};
-use crate::error::Error;
-use crate::proxy::forward::{is_task_service, status_response, Inner};
-use crate::runtime_options::RuntimeOptions;
+use crate::cr::container::Container;
 use crate::cr::spec_rewrite::{self, InitMode};
-use crate::shim::start::rewrite_options;
 use crate::cr::{restore, staging};
+use crate::error::{Error, Result};
+use crate::proxy::containers::{Registry, Tracked};
+use crate::proxy::forward::{is_task_service, status_response, Inner};
+use crate::runtime_options::{self, ForInner, RuntimeOptions};
 
 pub struct Router {
     inner: Inner,
@@ -44,9 +43,9 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new(inner: Inner, config: Config) -> Self {
+    pub fn new(inner: Inner, config: Config, agent: AgentBackend) -> Self {
         Router {
-            agent: AgentBackend::from_config(&config),
+            agent,
             inner,
             config,
             containers: Registry::default(),
@@ -91,7 +90,8 @@ impl Router {
             Ok(w) => w,
             Err(e) => return status_response(e.to_status()),
         };
-        let mut container = Container::from_create(&create, wrapped);
+        let container = Container::from_create(&create);
+        let mut restore_pending = None;
         let mut changed = self.rewrite_create_options(&mut create);
         if let Some(dir) = &restoring {
             if !wrapped {
@@ -102,7 +102,7 @@ impl Router {
                 return status_response(e.to_status());
             }
             match restore::prepare(&self.agent, &container, dir).await {
-                Ok(name) => container.restore_pending = Some(name),
+                Ok(name) => restore_pending = Some(name),
                 Err(e) => return status_response(e.to_status()),
             }
             // The inner shim creates an ordinary task; kata-cr restores at Start.
@@ -115,17 +115,20 @@ impl Router {
         }
         let resp = self.inner.forward(req).await;
         if is_ok(&resp) {
-            self.containers.insert(container);
-        } else if let (Some(name), Some(upper)) = (
-            &container.restore_pending,
-            self.agent.host_upper(&container),
-        ) {
+            self.containers.insert(Tracked {
+                container,
+                wrapped,
+                restore_pending,
+            });
+        } else if let (Some(name), Some(upper)) =
+            (&restore_pending, self.agent.host_upper(&container))
+        {
             let _ = staging::remove_set(&upper, name);
         }
         resp
     }
 
-    fn wrap(&self, create: &CreateTaskRequest, mode: InitMode) -> Result<bool, Error> {
+    fn wrap(&self, create: &CreateTaskRequest, mode: InitMode) -> Result<bool> {
         let init = self.config.init_binary_path()?;
         let outcome = spec_rewrite::wrap_bundle(std::path::Path::new(&create.bundle), &init, mode)
             .map_err(|e| Error::FailedPrecondition(format!("container {}: {e}", create.id)))?;
@@ -210,15 +213,7 @@ impl Router {
             }
         };
         tracing::info!(id = %ck.id, path = %ck.path, "checkpoint");
-        match checkpoint::checkpoint(
-            &self.agent,
-            &self.containers,
-            &self.checkpoints,
-            &self.config.criu,
-            &ck,
-        )
-        .await
-        {
+        match self.checkpoint_tracked(&ck).await {
             Ok(()) => {
                 let mut r = Response::new();
                 r.payload = Empty::new().write_to_bytes().expect("empty message");
@@ -229,6 +224,22 @@ impl Router {
                 status_response(e.to_status())
             }
         }
+    }
+
+    async fn checkpoint_tracked(&self, ck: &CheckpointTaskRequest) -> Result<()> {
+        let id = ck.id.as_str();
+        let t = self.containers.get(id).ok_or_else(|| {
+            Error::NotFound(format!(
+                "container {id} was not created through this kata-cr proxy"
+            ))
+        })?;
+        if !t.wrapped {
+            return Err(Error::FailedPrecondition(format!(
+                "container {id} is a pod sandbox; kata-cr checkpoints application containers"
+            )));
+        }
+        let _guard = self.checkpoints.enter(id)?;
+        checkpoint::checkpoint(&self.agent, &t.container, &self.config.criu, ck).await
     }
 
     async fn delete(&self, req: Request) -> Response {
@@ -253,15 +264,13 @@ impl Router {
         let Ok(Some(opts)) = RuntimeOptions::from_any(any) else {
             return false;
         };
-        match rewrite_options(&opts, &self.config) {
-            Some(o) if o == opts => false,
-            Some(o) => {
-                let mut a = any.clone();
-                a.value = o.encode();
+        match runtime_options::for_inner(any, &opts, &self.config) {
+            ForInner::Unchanged => false,
+            ForInner::Replaced(a) => {
                 create.options = protobuf::MessageField::some(a);
                 true
             }
-            None => {
+            ForInner::Removed => {
                 create.options = protobuf::MessageField::none();
                 true
             }

@@ -4,30 +4,44 @@
 //! does not depend on containerd staying up: after a containerd restart,
 //! containerd reconnects to the same socket from the bundle's records.
 
+use std::collections::HashMap;
 use std::os::fd::FromRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::signal::unix::{signal, SignalKind};
-use ttrpc::r#async::transport::{Listener, Socket};
-use ttrpc::r#async::{Client, Server};
+use ttrpc::r#async::transport::Listener;
+use ttrpc::r#async::{MethodHandler, Server, Service, TtrpcContext};
+use ttrpc::{Request, Response};
 
-use crate::shim::bootstrap::Bootstrap;
 use crate::config::Config;
+use crate::cr::agent::AgentBackend;
 use crate::error::{Error, IoContext, Result};
-use crate::proxy::forward::{services, Inner};
+use crate::proxy::forward::{Inner, SANDBOX_METHODS, SANDBOX_V1, TASK_METHODS, TASK_V2, TASK_V3};
 use crate::proxy::intercept::Router;
-use crate::shim::socket;
-use crate::shim::start::LISTENER_FD;
 
+/// The hidden first argument with which `start` runs the proxy server; the
+/// second is the [`ServeParams`] as JSON.
+pub const ACTION: &str = "__kata-cr-serve";
+
+/// The fd number the listening socket has in the server process.
+pub const LISTENER_FD: i32 = 3;
+
+/// What `start` tells the server it launches. `id` comes first: the test
+/// suites find a pod's proxy by `"id":"<id>"` on its command line.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServeParams {
+    /// The container whose start created the proxy: the pod's sandbox, or a
+    /// plain container (its bundle is named by this id).
     pub id: String,
     pub namespace: String,
     pub bundle: PathBuf,
     pub socket: PathBuf,
-    pub inner: Bootstrap,
+    /// The inner shim's ttrpc address and task API version.
+    pub inner_address: String,
+    pub inner_version: i32,
     pub debug: bool,
     pub config: Config,
 }
@@ -52,17 +66,12 @@ pub fn run(json: &str) -> Result<()> {
 }
 
 async fn serve(p: &ServeParams) -> Result<()> {
-    let stream = socket::connect(&p.inner.address)?;
-    stream.set_nonblocking(true).ctx(|| "inner socket".into())?;
-    let probe = socket::connect(&p.inner.address)?;
-    probe.set_nonblocking(true).ctx(|| "inner socket".into())?;
-    let probe = tokio::net::UnixStream::from_std(probe).ctx(|| "inner socket".into())?;
-    let client = Client::new(Socket::from(
-        tokio::net::UnixStream::from_std(stream).ctx(|| "inner socket".into())?,
-    ));
-    let inner = Inner::new(client, p.inner.version);
+    let (inner, probe) = Inner::connect(&p.inner_address, p.inner_version)?;
     let lost = inner.lost();
-    let router = Arc::new(Router::new(inner, p.config.clone()));
+    // The proxy serves one pod: in Kata mode its agent is in the guest of
+    // the sandbox that created the proxy.
+    let agent = AgentBackend::from_config(&p.config).for_sandbox(&p.id);
+    let router = Arc::new(Router::new(inner, p.config.clone(), agent));
 
     // SAFETY: `start` placed our listening socket at LISTENER_FD and nothing
     // else owns it.
@@ -74,7 +83,7 @@ async fn serve(p: &ServeParams) -> Result<()> {
         Listener::from(tokio::net::UnixListener::from_std(std_listener).ctx(|| "listener".into())?);
     let mut server = proxy_server(listener, router);
     server.start().await?;
-    tracing::info!(id = %p.id, namespace = %p.namespace, inner = %p.inner.address, socket = %p.socket.display(), "kata-cr proxy serving");
+    tracing::info!(id = %p.id, namespace = %p.namespace, inner = %p.inner_address, socket = %p.socket.display(), "kata-cr proxy serving");
 
     let exited = wait_closed(probe);
     let mut term = signal(SignalKind::terminate()).ctx(|| "SIGTERM handler".into())?;
@@ -92,6 +101,39 @@ pub fn proxy_server(listener: Listener, router: Arc<Router>) -> Server {
     Server::new()
         .add_listener(listener)
         .register_service(services(router))
+}
+
+/// Every method of the task (v2 and v3) and sandbox services, each handed
+/// to the router.
+fn services(router: Arc<Router>) -> HashMap<String, Service> {
+    HashMap::from([
+        (TASK_V2.to_string(), service(TASK_METHODS, &router)),
+        (TASK_V3.to_string(), service(TASK_METHODS, &router)),
+        (SANDBOX_V1.to_string(), service(SANDBOX_METHODS, &router)),
+    ])
+}
+
+fn service(methods: &[&str], router: &Arc<Router>) -> Service {
+    let methods = methods
+        .iter()
+        .map(|m| {
+            let h: Box<dyn MethodHandler + Send + Sync> = Box::new(Handler(router.clone()));
+            (m.to_string(), h)
+        })
+        .collect();
+    Service {
+        methods,
+        streams: HashMap::new(),
+    }
+}
+
+struct Handler(Arc<Router>);
+
+#[async_trait]
+impl MethodHandler for Handler {
+    async fn handler(&self, _ctx: TtrpcContext, req: Request) -> ttrpc::Result<Response> {
+        Ok(self.0.route(req).await)
+    }
 }
 
 /// Resolves when the inner shim is gone. An idle second connection sees EOF
@@ -116,7 +158,7 @@ mod tests {
     use containerd_shim_protos::protobuf::well_known_types::empty::Empty;
     use containerd_shim_protos::shim_async::{create_task, Task, TaskClient};
     use protobuf::Message;
-    use ttrpc::r#async::TtrpcContext;
+    use ttrpc::r#async::Client;
     use ttrpc::Code;
 
     use super::*;
@@ -158,7 +200,9 @@ mod tests {
             .register_service(create_task(Arc::new(FakeInner)));
         inner.start().await.unwrap();
         let to_inner = Client::connect(&inner_sock).await.unwrap();
-        let router = Arc::new(Router::new(Inner::new(to_inner, 3), Config::default()));
+        let cfg = Config::default();
+        let agent = AgentBackend::from_config(&cfg);
+        let router = Arc::new(Router::new(Inner::new(to_inner, 3), cfg, agent));
         let proxy_sock = format!("unix://{}/proxy.sock", dir.display());
         let mut proxy = proxy_server(Listener::bind(&proxy_sock).unwrap(), router);
         proxy.start().await.unwrap();

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::shim::bootstrap::Bootstrap;
+use crate::bundle::write_atomic;
 use crate::error::{Error, IoContext, Result};
+use crate::shim::bootstrap::Bootstrap;
 
 pub const FILE: &str = "kata-cr.json";
 
@@ -44,13 +45,6 @@ impl BundleState {
         let data = serde_json::to_vec_pretty(self).expect("plain struct serialises");
         write_atomic(&Self::path(bundle), &data)
     }
-}
-
-/// Write via a temporary file and rename, so a reader never sees half a file.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, data).ctx(|| format!("write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).ctx(|| format!("rename {} to {}", tmp.display(), path.display()))
 }
 
 #[cfg(test)]

@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::shim::args::ShimArgs;
-use crate::shim::bundle_state::BundleState;
 use crate::config::{self, Config};
 use crate::error::{Error, IoContext, Result};
+use crate::shim::args::ShimArgs;
+use crate::shim::bundle_state::BundleState;
 
 pub fn run(args: &ShimArgs) -> Result<Vec<u8>> {
     let bundle: PathBuf = match &args.bundle {

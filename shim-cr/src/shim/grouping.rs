@@ -2,11 +2,9 @@
 //! "container" joins the shim of its sandbox; anything else (a sandbox, a
 //! plain ctr container) gets a shim of its own.
 
-use std::path::Path;
-
 use serde_json::Value;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 
 const CONTAINER_TYPE_KEYS: &[&str] = &[
     "io.kubernetes.cri.container-type",
@@ -40,13 +38,6 @@ pub fn decide(spec: &Value) -> Result<Group> {
         },
         _ => Ok(Group::Own),
     }
-}
-
-pub fn read_spec(bundle: &Path) -> Result<Value> {
-    let path = bundle.join("config.json");
-    let data = std::fs::read(&path).ctx(|| format!("read {}", path.display()))?;
-    serde_json::from_slice(&data)
-        .map_err(|e| Error::InvalidArgument(format!("parse {}: {e}", path.display())))
 }
 
 #[cfg(test)]

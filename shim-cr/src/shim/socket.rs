@@ -43,20 +43,6 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
     }
 }
 
-/// Connect to a ttrpc unix address (`unix:///path` or `unix://@abstract`).
-pub fn connect(address: &str) -> Result<UnixStream> {
-    let rest = address
-        .strip_prefix("unix://")
-        .ok_or_else(|| Error::InvalidArgument(format!("unsupported inner address {address}")))?;
-    if let Some(name) = rest.strip_prefix('@') {
-        use std::os::linux::net::SocketAddrExt;
-        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
-            .ctx(|| format!("address {address}"))?;
-        return UnixStream::connect_addr(&addr).ctx(|| format!("connect {address}"));
-    }
-    UnixStream::connect(rest).ctx(|| format!("connect {address}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,10 +79,5 @@ mod tests {
         assert!(bind(&p).is_err(), "live socket must not be stolen");
         drop(l);
         bind(&p).unwrap();
-    }
-
-    #[test]
-    fn connect_rejects_other_schemes() {
-        assert!(connect("vsock://3:1024").is_err());
     }
 }

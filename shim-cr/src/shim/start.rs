@@ -11,18 +11,16 @@ use std::process::{Command, Stdio};
 
 use protobuf::Message;
 
-use crate::shim::args::ShimArgs;
-use crate::shim::bootstrap::Bootstrap;
-use crate::shim::bundle_state::{write_atomic, BundleState};
+use crate::bundle::{self, write_atomic};
 use crate::config::{self, Config};
 use crate::error::{Error, IoContext, Result};
+use crate::proxy::serve::{self, ServeParams, LISTENER_FD};
+use crate::runtime_options::{self, parse_start_stdin, ForInner, RuntimeOptions};
+use crate::shim::args::ShimArgs;
+use crate::shim::bootstrap::Bootstrap;
+use crate::shim::bundle_state::BundleState;
 use crate::shim::grouping::{self, Group};
-use crate::runtime_options::{parse_start_stdin, RuntimeOptions};
-use crate::proxy::serve::ServeParams;
 use crate::shim::socket;
-
-/// The fd number the listening socket has in the server process.
-pub const LISTENER_FD: i32 = 3;
 
 pub fn run(args: &ShimArgs) -> Result<Vec<u8>> {
     let bundle = std::env::current_dir().ctx(|| "current directory (the bundle)".into())?;
@@ -30,7 +28,7 @@ pub fn run(args: &ShimArgs) -> Result<Vec<u8>> {
     std::io::stdin()
         .read_to_end(&mut stdin)
         .ctx(|| "read runtime options from stdin".into())?;
-    let spec = grouping::read_spec(&bundle)?;
+    let spec = bundle::read_spec(&bundle)?;
     match grouping::decide(&spec)? {
         Group::Sandbox(sid) => join_sandbox(&bundle, &sid),
         Group::Own => start_proxy(args, &bundle, &stdin),
@@ -141,7 +139,8 @@ fn launch_server(
         namespace: args.namespace.clone(),
         bundle: bundle.to_path_buf(),
         socket: sock.clone(),
-        inner: inner.clone(),
+        inner_address: inner.address.clone(),
+        inner_version: inner.version,
         debug: args.debug,
         config: cfg.clone(),
     };
@@ -149,7 +148,7 @@ fn launch_server(
     let json = serde_json::to_string(&params).expect("plain struct serialises");
     let lfd = listener.as_raw_fd();
     let mut cmd = Command::new(exe);
-    cmd.arg(crate::SERVE_ACTION)
+    cmd.arg(serve::ACTION)
         .arg(json)
         .current_dir(bundle)
         .stdin(Stdio::null())
@@ -198,38 +197,23 @@ fn launch_server(
     Ok(proxy.render())
 }
 
-/// The runtime options the inner shim gets: ours, with kata-cr's own config
-/// path replaced by the inner shim's (or removed), everything else as sent.
+/// The runtime options the inner shim gets on stdin: ours, with kata-cr's
+/// own config path replaced by the inner shim's (or removed), everything
+/// else as sent.
 fn inner_start_stdin(
     raw: &[u8],
     any: Option<&protobuf::well_known_types::any::Any>,
     options: Option<&RuntimeOptions>,
     cfg: &Config,
 ) -> Vec<u8> {
-    match (any, options) {
-        (Some(any), Some(opts)) => match rewrite_options(opts, cfg) {
-            Some(o) => {
-                let mut a = any.clone();
-                a.value = o.encode();
-                a.write_to_bytes().expect("plain message serialises")
-            }
-            None => Vec::new(),
-        },
-        _ => raw.to_vec(),
+    let (Some(any), Some(opts)) = (any, options) else {
+        return raw.to_vec();
+    };
+    match runtime_options::for_inner(any, opts, cfg) {
+        ForInner::Unchanged => raw.to_vec(),
+        ForInner::Replaced(a) => a.write_to_bytes().expect("plain message serialises"),
+        ForInner::Removed => Vec::new(),
     }
-}
-
-/// Replace kata-cr's config path in runtime options by the inner shim's.
-/// `None` when nothing is left to send.
-pub fn rewrite_options(opts: &RuntimeOptions, cfg: &Config) -> Option<RuntimeOptions> {
-    let mut o = opts.clone();
-    if !o.config_path.is_empty() && o.config_path == cfg.source {
-        o.config_path = cfg.inner.config_path.clone();
-    }
-    if o.config_path.is_empty() && o.config_body.is_empty() {
-        return None;
-    }
-    Some(o)
 }
 
 fn kill_inner(bundle: &Path) {
@@ -241,48 +225,5 @@ fn kill_inner(bundle: &Path) {
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cfg(source: &str, inner_path: &str) -> Config {
-        Config {
-            source: source.into(),
-            inner: crate::config::Inner {
-                config_path: inner_path.into(),
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn our_config_path_is_swapped_for_the_inner_one() {
-        let o = RuntimeOptions {
-            config_path: "/etc/kata-cr/config.toml".into(),
-            ..Default::default()
-        };
-        let c = cfg("/etc/kata-cr/config.toml", "/opt/kata/configuration.toml");
-        assert_eq!(
-            rewrite_options(&o, &c).unwrap().config_path,
-            "/opt/kata/configuration.toml"
-        );
-        assert_eq!(
-            rewrite_options(&o, &cfg("/etc/kata-cr/config.toml", "")),
-            None
-        );
-    }
-
-    #[test]
-    fn foreign_options_pass_unchanged() {
-        let o = RuntimeOptions {
-            config_path: "/opt/kata/other.toml".into(),
-            ..Default::default()
-        };
-        let c = cfg("/etc/kata-cr/config.toml", "/x");
-        assert_eq!(rewrite_options(&o, &c), Some(o));
     }
 }

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use agent_ext::api::{self, AgentClient, CapabilitiesResponse};
+use kata_cr_api::{self as api, AgentClient, CapabilitiesResponse};
 
-use crate::config::{self, AgentMode, Config};
+use crate::config::{self, AgentMode};
 use crate::cr::kata;
 
 const CMD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -92,13 +92,10 @@ pub fn run(args: &[String]) -> i32 {
             }
         }
     }
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match super::runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("kata-cr doctor: tokio runtime: {e}");
+            eprintln!("kata-cr doctor: {e}");
             return 1;
         }
     };
@@ -110,8 +107,7 @@ pub fn run(args: &[String]) -> i32 {
 }
 
 async fn all(config_path: Option<&str>) -> Vec<Check> {
-    let env_path = std::env::var(config::ENV_PATH).ok();
-    let cfg = match Config::resolve(config_path.or(env_path.as_deref()), None) {
+    let cfg = match super::load_config(config_path) {
         Ok(c) => c,
         Err(e) => {
             return vec![Check::missing(

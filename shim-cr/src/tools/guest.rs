@@ -1,23 +1,18 @@
-//! Operator subcommands beside `doctor`, running the proxy's own code paths
-//! outside containerd:
-//!
-//! - `guest SANDBOX capabilities|checkpoint|restore ...`: talk to
-//!   kata-cr-agent in a Kata sandbox's guest exactly as the proxy does (the
-//!   Kata shim's management socket, vsock or hybrid vsock, the guest rootfs
-//!   path, staging through the rootfs's upperdir). For diagnosing a sandbox,
-//!   and the proof of the Kata side in a real VM (`integration/vm`).
-//! - `rewrite-bundle [--restore] [--init PATH] BUNDLE`: the change the proxy
-//!   makes to a bundle's `config.json` before the inner shim sees it.
+//! `guest SANDBOX capabilities|checkpoint|restore ...`: talk to
+//! kata-cr-agent in a Kata sandbox's guest exactly as the proxy does (the
+//! Kata shim's management socket, vsock or hybrid vsock, the guest rootfs
+//! path, staging through the rootfs's upperdir). For diagnosing a sandbox,
+//! and the proof of the Kata side in a real VM (`integration/vm`).
 
 use std::path::{Path, PathBuf};
 
-use agent_ext::api;
+use kata_cr_api as api;
 
+use super::{load_config, report, runtime};
+use crate::config::AgentMode;
 use crate::cr::agent::AgentBackend;
-use crate::config::{self, AgentMode, Config};
-use crate::proxy::containers::Container;
+use crate::cr::container::{check_id, Container};
 use crate::error::{Error, Result};
-use crate::cr::spec_rewrite::{self, InitMode};
 
 const GUEST_USAGE: &str = "usage: containerd-shim-kata-cr-v2 guest [--config PATH] SANDBOX VERB ...
   capabilities                                     kata-cr-agent's and criu's state in the guest
@@ -28,11 +23,8 @@ const GUEST_USAGE: &str = "usage: containerd-shim-kata-cr-v2 guest [--config PAT
                                                    restore it into CONTAINER, whose init waits in
                                                    restore mode";
 
-const REWRITE_USAGE: &str =
-    "usage: containerd-shim-kata-cr-v2 rewrite-bundle [--restore] [--init PATH] BUNDLE";
-
 /// `guest ...`; returns the exit status.
-pub fn guest(args: &[String]) -> i32 {
+pub fn run(args: &[String]) -> i32 {
     match parse_guest(args) {
         Ok(Some(cmd)) => report(runtime().and_then(|rt| rt.block_on(cmd.run()))),
         Ok(None) => {
@@ -44,72 +36,6 @@ pub fn guest(args: &[String]) -> i32 {
             2
         }
     }
-}
-
-/// `rewrite-bundle ...`; returns the exit status.
-pub fn rewrite_bundle(args: &[String]) -> i32 {
-    let mut mode = InitMode::Run;
-    let mut init: Option<PathBuf> = None;
-    let mut bundle: Option<PathBuf> = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--restore" => mode = InitMode::Restore,
-            "--init" => init = it.next().map(PathBuf::from),
-            "-h" | "--help" => {
-                println!("{REWRITE_USAGE}\n\nMakes kata-cr-init PID 1 of BUNDLE's config.json (restore mode with --restore), as the proxy does on Create.");
-                return 0;
-            }
-            b if bundle.is_none() && !b.starts_with('-') => bundle = Some(PathBuf::from(b)),
-            other => {
-                eprintln!("kata-cr rewrite-bundle: unexpected argument {other:?}\n{REWRITE_USAGE}");
-                return 2;
-            }
-        }
-    }
-    let Some(bundle) = bundle else {
-        eprintln!("kata-cr rewrite-bundle: no BUNDLE\n{REWRITE_USAGE}");
-        return 2;
-    };
-    let init = match init {
-        Some(p) => Ok(p),
-        None => load_config(None).and_then(|c| c.init_binary_path()),
-    };
-    report(init.and_then(|init| {
-        let outcome = spec_rewrite::wrap_bundle(&bundle, &init, mode)?;
-        Ok(format!(
-            "{}: {outcome:?}",
-            bundle.join("config.json").display()
-        ))
-    }))
-}
-
-fn report(r: Result<String>) -> i32 {
-    match r {
-        Ok(text) => {
-            println!("{text}");
-            0
-        }
-        Err(e) => {
-            // The status's message: what the agent said, without ttrpc's
-            // debug rendering of the whole status.
-            let status = e.to_status();
-            eprintln!("kata-cr: {} ({:?})", status.message(), e.code());
-            1
-        }
-    }
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io("tokio runtime", e))
-}
-
-fn load_config(path: Option<&str>) -> Result<Config> {
-    let env_path = std::env::var(config::ENV_PATH).ok();
-    Config::resolve(path.or(env_path.as_deref()), None)
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -266,8 +192,7 @@ impl GuestCmd {
 
 /// A container known only by id and the host side of its rootfs.
 fn container_at(id: &str, upperdir: PathBuf) -> Result<Container> {
-    crate::cr::staging::validate_name(id)
-        .map_err(|e| Error::InvalidArgument(format!("container id {id:?}: {e}")))?;
+    check_id("container", id)?;
     if !upperdir.is_dir() {
         return Err(Error::InvalidArgument(format!(
             "--upperdir {}: not a directory",
@@ -278,8 +203,6 @@ fn container_at(id: &str, upperdir: PathBuf) -> Result<Container> {
         id: id.to_string(),
         bundle: Path::new("/").join(id),
         upperdir: Some(upperdir),
-        wrapped: true,
-        restore_pending: None,
     })
 }
 

@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 use super::agent_url::AgentUrl;
+use crate::cr::container::check_id;
 use crate::error::{Error, Result};
 
 /// Go shim (`virtcontainers`' run dir for sandboxes).
@@ -36,11 +37,7 @@ impl Default for Roots {
 impl Roots {
     /// The management socket of sandbox `sid`: the first root that has one.
     pub fn socket(&self, sid: &str) -> Result<PathBuf> {
-        if sid.is_empty() || sid.contains('/') || sid == "." || sid == ".." {
-            return Err(Error::InvalidArgument(format!(
-                "sandbox id {sid:?} cannot name a Kata management socket"
-            )));
-        }
+        check_id("sandbox", sid)?;
         let candidates: Vec<PathBuf> = self
             .0
             .iter()

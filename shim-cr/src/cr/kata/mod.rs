@@ -10,7 +10,7 @@ pub mod mgmt;
 
 use std::time::Duration;
 
-use agent_ext::api::AgentClient;
+use kata_cr_api::AgentClient;
 use ttrpc::r#async::transport::Socket;
 use ttrpc::r#async::Client;
 
@@ -67,7 +67,7 @@ pub async fn connect_target(target: &Target, timeout: Duration) -> Result<AgentC
 mod tests {
     use std::sync::Arc;
 
-    use agent_ext::api::{self, Agent, CapabilitiesRequest, CapabilitiesResponse};
+    use kata_cr_api::{self as api, Agent, CapabilitiesRequest, CapabilitiesResponse};
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     use tokio::net::UnixListener;
     use ttrpc::r#async::TtrpcContext;
