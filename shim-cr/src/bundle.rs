@@ -20,8 +20,10 @@ pub fn read_spec(bundle: &Path) -> Result<Value> {
 
 /// Replaces the bundle's `config.json`.
 pub fn write_spec(bundle: &Path, spec: &Value) -> Result<()> {
-    let data = serde_json::to_vec(spec)
-        .map_err(|e| Error::Internal(format!("serialise config.json: {e}")))?;
+    let data = serde_json::to_vec(spec).map_err(|source| Error::Json {
+        context: "serialise config.json".into(),
+        source,
+    })?;
     write_atomic(&bundle.join("config.json"), &data)
 }
 

@@ -30,10 +30,12 @@ pub mod agent_ttrpc {
     include!(concat!(env!("OUT_DIR"), "/agent_ttrpc.rs"));
 }
 
+mod criu_failure;
 mod paths;
 
 use std::time::Duration;
 
+pub use criu_failure::{full_log_line, parse_criu_failure, CriuFailure};
 pub use paths::{validate_image_dir, BadImageDir, IMAGE_ROOT, INIT_PATH, MAX_IMAGE_DIR_LEN};
 
 pub use agent::{

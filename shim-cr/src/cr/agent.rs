@@ -52,9 +52,10 @@ impl AgentBackend {
         match (self.mode, self.sandbox.as_deref()) {
             (AgentMode::Host, _) => self.connect_host().await,
             (AgentMode::Kata, Some(sid)) => self.connect_sandbox(sid).await,
-            (AgentMode::Kata, None) => Err(Error::FailedPrecondition(
-                "which Kata sandbox this proxy serves is unknown".into(),
-            )),
+            (AgentMode::Kata, None) => Err(Error::AgentUnreachable {
+                at: "a Kata guest".into(),
+                reason: "which sandbox this proxy serves is unknown".into(),
+            }),
         }
     }
 
@@ -65,12 +66,15 @@ impl AgentBackend {
     }
 
     async fn connect_host(&self) -> Result<AgentClient> {
-        api::connect(&self.address).await.map_err(|e| {
-            Error::FailedPrecondition(format!(
-                "kata-cr-agent unreachable at {} (agent.mode = host): {e}",
-                self.address
-            ))
-        })
+        api::connect(&self.address)
+            .await
+            .map_err(|e| Error::AgentUnreachable {
+                at: format!("{} (agent.mode = host)", self.address),
+                reason: match e {
+                    api::ConnectError::Connect { source, .. } => source.to_string(),
+                    e => e.to_string(),
+                },
+            })
     }
 
     async fn connect_sandbox(&self, sid: &str) -> Result<AgentClient> {
@@ -99,19 +103,6 @@ impl AgentBackend {
             (None, AgentMode::Host) => Some(c.host_rootfs()),
             (None, AgentMode::Kata) => None,
         }
-    }
-}
-
-/// An agent's ttrpc error, with the container named and its code kept.
-pub fn agent_error(id: &str, verb: &str, e: ttrpc::Error) -> Error {
-    match e {
-        ttrpc::Error::RpcStatus(s) => {
-            let mut s = s;
-            let msg = format!("{verb} of container {id}: {}", s.message());
-            s.set_message(msg);
-            Error::Ttrpc(ttrpc::Error::RpcStatus(s))
-        }
-        e => Error::FailedPrecondition(format!("{verb} of container {id}: kata-cr-agent: {e}")),
     }
 }
 
@@ -188,16 +179,5 @@ mod tests {
         let m = e.to_string();
         assert!(m.contains("sandbox sb1"), "{m}");
         assert!(m.contains("hvsock:///nonexistent/sb1/clh.sock:1029"), "{m}");
-    }
-
-    #[test]
-    fn agent_status_keeps_its_code_and_gains_the_container() {
-        let e = agent_error(
-            "c9",
-            "checkpoint",
-            ttrpc::Error::RpcStatus(ttrpc::get_status(Code::NOT_FOUND, "no init")),
-        );
-        assert_eq!(e.code(), Code::NOT_FOUND);
-        assert!(e.to_status().message().contains("container c9"));
     }
 }

@@ -16,10 +16,10 @@ use kata_cr_api as api;
 use protobuf::Message;
 
 use crate::config::Criu;
-use crate::cr::agent::{agent_error, AgentBackend};
+use crate::cr::agent::AgentBackend;
 use crate::cr::container::{check_id, Container};
 use crate::cr::staging::{self, Staged};
-use crate::error::{Error, Result};
+use crate::error::{Error, Op, Result};
 
 /// What the checkpoint asks of criu: the request's runc `CheckpointOptions`
 /// (what containerd's runc shim hands to runc), each criu option OR-ed with
@@ -65,9 +65,12 @@ impl InProgress {
     pub fn enter(&self, id: &str) -> Result<Guard<'_>> {
         let mut set = self.0.lock().expect("in-progress lock");
         if !set.insert(id.to_string()) {
-            return Err(Error::Aborted(format!(
-                "a checkpoint of container {id} is already in progress"
-            )));
+            return Err(Error::InvalidTransition {
+                id: id.to_string(),
+                from: "checkpointing",
+                to: "checkpointing",
+                busy: true,
+            });
         }
         Ok(Guard(self, id.to_string()))
     }
@@ -94,16 +97,15 @@ pub async fn checkpoint(
         )));
     }
     let dest = PathBuf::from(&req.path);
-    let upper = backend.host_upper(&c).ok_or_else(|| {
-        Error::FailedPrecondition(format!(
-            "container {id}: its rootfs is not an overlay shared with the host, so the image set cannot be staged"
-        ))
+    let upper = backend.host_upper(c).ok_or_else(|| Error::NotStageable {
+        op: Op::Checkpoint,
+        id: id.to_string(),
     })?;
     std::fs::create_dir_all(&dest)
         .map_err(|e| Error::io(format!("create {}", dest.display()), e))?;
 
     let t0 = std::time::Instant::now();
-    let (dumped, staged, dump_ms) = dump_and_stage(backend, &c, want, &upper, &dest).await?;
+    let (dumped, staged, dump_ms) = dump_and_stage(backend, c, want, &upper, &dest).await?;
     if req.options.is_none() {
         leave_criu_metadata_for_cri(id, c.upperdir.as_deref(), &dest);
     }
@@ -149,7 +151,7 @@ pub async fn dump_and_stage(
     let dumped = client
         .checkpoint(api::context_with_timeout(backend.timeout), &ck)
         .await
-        .map_err(|e| agent_error(id, "checkpoint", e));
+        .map_err(|e| Error::from_agent(Op::Checkpoint, id, e));
     let dumped = match dumped {
         Ok(r) => r,
         Err(e) => {
@@ -160,10 +162,7 @@ pub async fn dump_and_stage(
     let dump_ms = t0.elapsed().as_millis();
     let staged = stage(upper.to_path_buf(), name, dest.to_path_buf())
         .await
-        .map_err(|e| match e {
-            Error::InvalidArgument(m) => Error::InvalidArgument(format!("checkpoint of {id}: {m}")),
-            e => e,
-        })?;
+        .map_err(|e| e.context(format!("checkpoint of container {id}")))?;
     Ok((dumped, staged, dump_ms))
 }
 
@@ -208,7 +207,10 @@ pub fn cri_container_dir(upper: &Path, id: &str) -> Option<PathBuf> {
 async fn stage(upper: PathBuf, name: String, dest: PathBuf) -> Result<staging::Staged> {
     tokio::task::spawn_blocking(move || staging::stage_out(&upper, &name, Path::new(&dest)))
         .await
-        .map_err(|e| Error::Internal(format!("staging task: {e}")))?
+        .map_err(|source| Error::Task {
+            what: "staging task",
+            source,
+        })?
 }
 
 #[cfg(test)]

@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 
 use kata_cr_api as api;
 
-use crate::cr::agent::{agent_error, AgentBackend};
+use crate::cr::agent::AgentBackend;
 use crate::cr::container::Container;
 use crate::cr::staging;
-use crate::error::{Error, Result};
+use crate::error::{Error, Op, Result};
 
 /// Checks that `dir` holds a criu image set and stages it into the
 /// container's upperdir; returns the staged directory's name.
@@ -27,22 +27,19 @@ pub async fn prepare(backend: &AgentBackend, c: &Container, checkpoint: &Path) -
             checkpoint.display()
         )));
     }
-    let upper = backend.host_upper(c).ok_or_else(|| {
-        Error::FailedPrecondition(format!(
-            "restore of container {id}: its rootfs is not an overlay shared with the host, so the image set cannot be staged"
-        ))
+    let upper = backend.host_upper(c).ok_or_else(|| Error::NotStageable {
+        op: Op::Restore,
+        id: id.clone(),
     })?;
     let name = staging::new_set_name("restore");
     let (src, up, n) = (checkpoint.to_path_buf(), upper.clone(), name.clone());
     let staged = tokio::task::spawn_blocking(move || staging::stage_in(&src, &up, &n))
         .await
-        .map_err(|e| Error::Internal(format!("staging task: {e}")))?
-        .map_err(|e| match e {
-            Error::InvalidArgument(m) => {
-                Error::InvalidArgument(format!("restore of container {id}: {m}"))
-            }
-            e => e,
-        })?;
+        .map_err(|source| Error::Task {
+            what: "staging task",
+            source,
+        })?
+        .map_err(|e| e.context(format!("restore of container {id}")))?;
     tracing::info!(id, files = staged.files.len(), bytes = staged.bytes, dir = %name, "restore: images staged");
     Ok(name)
 }
@@ -83,7 +80,7 @@ pub async fn restore(backend: &AgentBackend, c: &Container, image_dir: &str) -> 
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(std::time::Duration::from_millis(20));
                 }
-                r => break r.map_err(|e| agent_error(id, "restore", e)),
+                r => break r.map_err(|e| Error::from_agent(Op::Restore, id, e)),
             }
         },
         Err(e) => Err(e),

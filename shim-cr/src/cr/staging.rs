@@ -73,7 +73,7 @@ fn open_subdir<F: AsFd>(dir: &F, name: &str, shown: &str) -> Result<OwnedFd> {
 
 /// Image set names follow the rule the agent applies too.
 fn validate_name(name: &str) -> Result<()> {
-    kata_cr_api::validate_image_dir(name).map_err(|e| Error::InvalidArgument(e.to_string()))
+    Ok(kata_cr_api::validate_image_dir(name)?)
 }
 
 /// A fresh image set name, `<prefix>-<16 hex digits>`: unique per

@@ -95,10 +95,7 @@ impl Router {
         let mut changed = self.rewrite_create_options(&mut create);
         if let Some(dir) = &restoring {
             if !wrapped {
-                let e = Error::FailedPrecondition(format!(
-                    "container {}: a pod sandbox is not restored from a checkpoint",
-                    create.id
-                ));
+                let e = Error::PodSandbox(create.id.clone());
                 return status_response(e.to_status());
             }
             match restore::prepare(&self.agent, &container, dir).await {
@@ -131,7 +128,7 @@ impl Router {
     fn wrap(&self, create: &CreateTaskRequest, mode: InitMode) -> Result<bool> {
         let init = self.config.init_binary_path()?;
         let outcome = spec_rewrite::wrap_bundle(std::path::Path::new(&create.bundle), &init, mode)
-            .map_err(|e| Error::FailedPrecondition(format!("container {}: {e}", create.id)))?;
+            .map_err(|e| e.context(format!("container {}", create.id)))?;
         Ok(outcome != spec_rewrite::Outcome::Sandbox)
     }
 
@@ -182,9 +179,7 @@ impl Router {
         if !self.restoring.lock().expect("restoring lock").contains(&id) {
             return None;
         }
-        let e = Error::FailedPrecondition(format!(
-            "container {id} is being restored; exec after Start returns"
-        ));
+        let e = Error::ExecWhileRestoring(id);
         Some(status_response(e.to_status()))
     }
 
@@ -228,15 +223,12 @@ impl Router {
 
     async fn checkpoint_tracked(&self, ck: &CheckpointTaskRequest) -> Result<()> {
         let id = ck.id.as_str();
-        let t = self.containers.get(id).ok_or_else(|| {
-            Error::NotFound(format!(
-                "container {id} was not created through this kata-cr proxy"
-            ))
-        })?;
+        let t = self
+            .containers
+            .get(id)
+            .ok_or_else(|| Error::UnknownContainer(id.to_string()))?;
         if !t.wrapped {
-            return Err(Error::FailedPrecondition(format!(
-                "container {id} is a pod sandbox; kata-cr checkpoints application containers"
-            )));
+            return Err(Error::PodSandbox(id.to_string()));
         }
         let _guard = self.checkpoints.enter(id)?;
         checkpoint::checkpoint(&self.agent, &t.container, &self.config.criu, ck).await

@@ -37,12 +37,17 @@ impl BundleState {
     pub fn read(bundle: &Path) -> Result<Self> {
         let p = Self::path(bundle);
         let data = std::fs::read(&p).ctx(|| format!("read {}", p.display()))?;
-        serde_json::from_slice(&data)
-            .map_err(|e| Error::Internal(format!("parse {}: {e}", p.display())))
+        serde_json::from_slice(&data).map_err(|source| Error::Json {
+            context: format!("parse {}", p.display()),
+            source,
+        })
     }
 
     pub fn write(&self, bundle: &Path) -> Result<()> {
-        let data = serde_json::to_vec_pretty(self).expect("plain struct serialises");
+        let data = serde_json::to_vec_pretty(self).map_err(|source| Error::Json {
+            context: "serialise the bundle state".into(),
+            source,
+        })?;
         write_atomic(&Self::path(bundle), &data)
     }
 }

@@ -31,10 +31,7 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
         Ok(l) => Ok(l),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
             if UnixStream::connect(path).is_ok() {
-                return Err(Error::FailedPrecondition(format!(
-                    "socket {} is already served by a running proxy",
-                    path.display()
-                )));
+                return Err(Error::SocketInUse(path.to_path_buf()));
             }
             std::fs::remove_file(path).ctx(|| format!("remove stale {}", path.display()))?;
             UnixListener::bind(path).ctx(|| format!("bind {}", path.display()))

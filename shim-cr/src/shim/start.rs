@@ -44,10 +44,9 @@ fn join_sandbox(bundle: &Path, sid: &str) -> Result<Vec<u8>> {
             Error::InvalidArgument(format!("bundle {} has no parent", bundle.display()))
         })?
         .join(sid);
-    let sb = BundleState::read(&sb_bundle).map_err(|e| {
-        Error::FailedPrecondition(format!(
-            "sandbox {sid} is not served by kata-cr ({e}); run the pod with the kata-cr runtime"
-        ))
+    let sb = BundleState::read(&sb_bundle).map_err(|e| Error::PodNotServed {
+        sandbox: sid.to_string(),
+        reason: e.to_string(),
     })?;
     let mine = BundleState {
         proxy: sb.proxy.clone(),

@@ -128,9 +128,7 @@ impl GuestCmd {
                     )
                     .await
                     .map_err(|e| {
-                        Error::FailedPrecondition(format!(
-                            "sandbox {sid}: kata-cr-agent capabilities: {e}"
-                        ))
+                        Error::from(e).context(format!("sandbox {sid}: kata-cr-agent capabilities"))
                     })?;
                 Ok(format!(
                     "sandbox {sid}: kata-cr-agent {} (api {}), criu {}, criu check: {}\n{}",

@@ -44,7 +44,10 @@ impl std::fmt::Display for Target {
 impl AgentUrl {
     pub fn parse(text: &str) -> Result<Self> {
         let url = text.trim();
-        let bad = |why: &str| Error::FailedPrecondition(format!("Kata agent URL {url:?}: {why}"));
+        let bad = |why: &str| Error::Kata {
+            what: format!("Kata agent URL {url:?}"),
+            reason: why.to_string(),
+        };
         if url.is_empty() {
             return Err(bad(
                 "empty (the sandbox has no agent connection yet, or the Kata shim could not tell it)",

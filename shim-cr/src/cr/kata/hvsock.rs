@@ -23,19 +23,18 @@ pub async fn connect(path: &Path, port: u32, timeout: Duration) -> Result<UnixSt
     match tokio::time::timeout(timeout, handshake(path, port)).await {
         Ok(Ok(s)) => Ok(s),
         Ok(Err(HandshakeError::Io(ctx, e))) => Err(Error::io(format!("{}: {ctx}", where_()), e)),
-        Ok(Err(HandshakeError::Refused(line))) => Err(Error::FailedPrecondition(format!(
-            "{}: the VMM refused the connection ({line:?}); is kata-cr-agent running in the guest and listening on vsock port {port}?",
-            where_()
-        ))),
-        Ok(Err(HandshakeError::Closed)) => Err(Error::FailedPrecondition(format!(
-            "{}: the VMM closed the connection before answering CONNECT (nothing listens on that guest port?)",
-            where_()
-        ))),
-        Err(_) => Err(Error::FailedPrecondition(format!(
-            "{}: no answer to CONNECT within {} ms",
-            where_(),
-            timeout.as_millis()
-        ))),
+        Ok(Err(HandshakeError::Refused(line))) => Err(Error::Kata {
+            what: where_(),
+            reason: format!("the VMM refused the connection ({line:?}); is kata-cr-agent running in the guest and listening on vsock port {port}?"),
+        }),
+        Ok(Err(HandshakeError::Closed)) => Err(Error::Kata {
+            what: where_(),
+            reason: "the VMM closed the connection before answering CONNECT (nothing listens on that guest port?)".into(),
+        }),
+        Err(_) => Err(Error::Kata {
+            what: where_(),
+            reason: format!("no answer to CONNECT within {} ms", timeout.as_millis()),
+        }),
     }
 }
 

@@ -50,10 +50,13 @@ impl Roots {
             .ok_or_else(|| {
                 let looked: Vec<String> =
                     candidates.iter().map(|p| p.display().to_string()).collect();
-                Error::FailedPrecondition(format!(
-                    "sandbox {sid}: no Kata management socket (looked at {}); is the inner shim a Kata shim and the sandbox running?",
-                    looked.join(", ")
-                ))
+                Error::Kata {
+                    what: "no Kata management socket".into(),
+                    reason: format!(
+                        "looked at {}; is the inner shim a Kata shim and the sandbox running?",
+                        looked.join(", ")
+                    ),
+                }
             })
     }
 
@@ -63,19 +66,12 @@ impl Roots {
         let resp = get(&sock, AGENT_URL_PATH, timeout).await?;
         let body = String::from_utf8_lossy(&resp.body);
         if resp.status != 200 {
-            return Err(Error::FailedPrecondition(format!(
-                "sandbox {sid}: {} answered GET {AGENT_URL_PATH} with HTTP {}: {}",
-                sock.display(),
-                resp.status,
-                body.trim()
-            )));
+            return Err(Error::Kata {
+                what: format!("GET {AGENT_URL_PATH} on {}", sock.display()),
+                reason: format!("HTTP {}: {}", resp.status, body.trim()),
+            });
         }
-        AgentUrl::parse(&body).map_err(|e| match e {
-            Error::FailedPrecondition(m) => {
-                Error::FailedPrecondition(format!("sandbox {sid} ({}): {m}", sock.display()))
-            }
-            e => e,
-        })
+        AgentUrl::parse(&body).map_err(|e| e.context(format!("{}", sock.display())))
     }
 }
 
@@ -92,14 +88,16 @@ pub async fn get(sock: &Path, uri: &str, timeout: Duration) -> Result<Response> 
         Ok(Ok(raw)) => raw,
         Ok(Err(e)) => return Err(Error::io(what(), e)),
         Err(_) => {
-            return Err(Error::FailedPrecondition(format!(
-                "{}: no response within {} ms",
-                what(),
-                timeout.as_millis()
-            )))
+            return Err(Error::Kata {
+                what: what(),
+                reason: format!("no response within {} ms", timeout.as_millis()),
+            })
         }
     };
-    parse_response(&raw).map_err(|m| Error::FailedPrecondition(format!("{}: {m}", what())))
+    parse_response(&raw).map_err(|reason| Error::Kata {
+        what: what(),
+        reason,
+    })
 }
 
 async fn exchange(sock: &Path, uri: &str) -> std::io::Result<Vec<u8>> {

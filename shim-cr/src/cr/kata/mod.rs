@@ -25,18 +25,18 @@ pub async fn connect(
     port: u32,
     timeout: Duration,
 ) -> Result<AgentClient> {
-    let url = roots.agent_url(sid, timeout).await?;
+    let unreachable = |at: String, e: Error| Error::AgentUnreachable {
+        at,
+        reason: e.to_string(),
+    };
+    let url = roots
+        .agent_url(sid, timeout)
+        .await
+        .map_err(|e| unreachable(format!("sandbox {sid}"), e))?;
     let target = url.with_port(port);
-    connect_target(&target, timeout).await.map_err(|e| match e {
-        Error::FailedPrecondition(m) => {
-            Error::FailedPrecondition(format!("sandbox {sid}: kata-cr-agent at {target}: {m}"))
-        }
-        Error::Io { context, source } => Error::Io {
-            context: format!("sandbox {sid}: kata-cr-agent at {target}: {context}"),
-            source,
-        },
-        e => e,
-    })
+    connect_target(&target, timeout)
+        .await
+        .map_err(|e| unreachable(format!("{target} (sandbox {sid})"), e))
 }
 
 /// A ttrpc client of kata-cr-agent at `target`; connecting is bounded by
@@ -49,10 +49,10 @@ pub async fn connect_target(target: &Target, timeout: Duration) -> Result<AgentC
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => return Err(Error::io(format!("connect {addr} (AF_VSOCK)"), e)),
                 Err(_) => {
-                    return Err(Error::FailedPrecondition(format!(
-                        "connect {addr} (AF_VSOCK): no answer within {} ms",
-                        timeout.as_millis()
-                    )))
+                    return Err(Error::Kata {
+                        what: format!("connect {addr} (AF_VSOCK)"),
+                        reason: format!("no answer within {} ms", timeout.as_millis()),
+                    })
                 }
             }
         }
