@@ -1,6 +1,7 @@
 //! `containerd-shim-kata-cr-v2`: checkpoint/restore for Kata Containers as a
 //! proxy in front of the unmodified inner shim.
 
+mod blocking;
 mod bundle;
 mod config;
 mod cr;

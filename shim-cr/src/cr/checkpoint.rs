@@ -101,13 +101,22 @@ pub async fn checkpoint(
         op: Op::Checkpoint,
         id: id.to_string(),
     })?;
-    std::fs::create_dir_all(&dest)
-        .map_err(|e| Error::io(format!("create {}", dest.display()), e))?;
+    let mkdir = dest.clone();
+    crate::blocking::run("create the image path", move || {
+        std::fs::create_dir_all(&mkdir)
+            .map_err(|e| Error::io(format!("create {}", mkdir.display()), e))
+    })
+    .await?;
 
     let t0 = std::time::Instant::now();
     let (dumped, staged, dump_ms) = dump_and_stage(backend, c, want, &upper, &dest).await?;
     if req.options.is_none() {
-        leave_criu_metadata_for_cri(id, c.upperdir.as_deref(), &dest);
+        let (cid, upper, images) = (id.to_string(), c.upperdir.clone(), dest.clone());
+        crate::blocking::run("copy criu's metadata for CRI", move || {
+            leave_criu_metadata_for_cri(&cid, upper.as_deref(), &images);
+            Ok(())
+        })
+        .await?;
     }
     tracing::info!(
         id,
@@ -155,7 +164,7 @@ pub async fn dump_and_stage(
     let dumped = match dumped {
         Ok(r) => r,
         Err(e) => {
-            let _ = staging::remove_set(upper, &name);
+            staging::discard(upper.to_path_buf(), name).await;
             return Err(e);
         }
     };
@@ -205,12 +214,10 @@ pub fn cri_container_dir(upper: &Path, id: &str) -> Option<PathBuf> {
 }
 
 async fn stage(upper: PathBuf, name: String, dest: PathBuf) -> Result<staging::Staged> {
-    tokio::task::spawn_blocking(move || staging::stage_out(&upper, &name, Path::new(&dest)))
-        .await
-        .map_err(|source| Error::Task {
-            what: "staging task",
-            source,
-        })?
+    crate::blocking::run("stage the image set out", move || {
+        staging::stage_out(&upper, &name, &dest)
+    })
+    .await
 }
 
 #[cfg(test)]

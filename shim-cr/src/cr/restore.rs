@@ -21,25 +21,23 @@ use crate::error::{Error, Op, Result};
 /// container's upperdir; returns the staged directory's name.
 pub async fn prepare(backend: &AgentBackend, c: &Container, checkpoint: &Path) -> Result<String> {
     let id = &c.id;
-    if !checkpoint.join("inventory.img").is_file() {
-        return Err(Error::InvalidArgument(format!(
-            "restore of container {id}: {} holds no criu image set (no inventory.img)",
-            checkpoint.display()
-        )));
-    }
     let upper = backend.host_upper(c).ok_or_else(|| Error::NotStageable {
         op: Op::Restore,
         id: id.clone(),
     })?;
     let name = staging::new_set_name("restore");
-    let (src, up, n) = (checkpoint.to_path_buf(), upper.clone(), name.clone());
-    let staged = tokio::task::spawn_blocking(move || staging::stage_in(&src, &up, &n))
-        .await
-        .map_err(|source| Error::Task {
-            what: "staging task",
-            source,
-        })?
-        .map_err(|e| e.context(format!("restore of container {id}")))?;
+    let (src, n) = (checkpoint.to_path_buf(), name.clone());
+    let staged = crate::blocking::run("stage the image set in", move || {
+        if !src.join("inventory.img").is_file() {
+            return Err(Error::InvalidArgument(format!(
+                "{} holds no criu image set (no inventory.img)",
+                src.display()
+            )));
+        }
+        staging::stage_in(&src, &upper, &n)
+    })
+    .await
+    .map_err(|e| e.context(format!("restore of container {id}")))?;
     tracing::info!(id, files = staged.files.len(), bytes = staged.bytes, dir = %name, "restore: images staged");
     Ok(name)
 }
@@ -87,9 +85,7 @@ pub async fn restore(backend: &AgentBackend, c: &Container, image_dir: &str) -> 
     };
     // criu has read the images (or failed): they have no use in the rootfs.
     if let Some(upper) = backend.host_upper(c) {
-        if let Err(e) = staging::remove_set(&upper, image_dir) {
-            tracing::warn!(id, error = %e, "restore: cannot remove the staged images");
-        }
+        staging::discard(upper, image_dir.to_string()).await;
     }
     let r = res?;
     if r.tcp_closed > 0 {

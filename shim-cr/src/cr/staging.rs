@@ -15,7 +15,7 @@
 
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::dir::Dir;
 use nix::fcntl::{openat, renameat2, OFlag, RenameFlags};
@@ -287,6 +287,18 @@ pub fn stage_in(src: &Path, upper: &Path, name: &str) -> Result<Staged> {
         let _ = remove_tree(&kcr, name, 0);
     }
     res
+}
+
+/// Removes `<upper>/.kata-cr/<name>` off the runtime; a failure is logged
+/// (what stays is inside the container's rootfs, which its Delete removes).
+pub async fn discard(upper: PathBuf, name: String) {
+    let set = name.clone();
+    let removed = crate::blocking::run("remove a staged image set", move || {
+        remove_set(&upper, &name)
+    });
+    if let Err(e) = removed.await {
+        tracing::warn!(set, error = %e, "cannot remove a staged image set");
+    }
 }
 
 /// Remove `<upper>/.kata-cr/<name>` and everything in it, following nothing.

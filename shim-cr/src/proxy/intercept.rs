@@ -86,7 +86,7 @@ impl Router {
             Some(_) => InitMode::Restore,
             None => InitMode::Run,
         };
-        let wrapped = match self.wrap(&create, mode) {
+        let wrapped = match self.wrap(&create, mode).await {
             Ok(w) => w,
             Err(e) => return status_response(e.to_status()),
         };
@@ -118,17 +118,22 @@ impl Router {
                 restore_pending,
             });
         } else if let (Some(name), Some(upper)) =
-            (&restore_pending, self.agent.host_upper(&container))
+            (restore_pending, self.agent.host_upper(&container))
         {
-            let _ = staging::remove_set(&upper, name);
+            staging::discard(upper, name).await;
         }
         resp
     }
 
-    fn wrap(&self, create: &CreateTaskRequest, mode: InitMode) -> Result<bool> {
-        let init = self.config.init_binary_path()?;
-        let outcome = spec_rewrite::wrap_bundle(std::path::Path::new(&create.bundle), &init, mode)
-            .map_err(|e| e.context(format!("container {}", create.id)))?;
+    async fn wrap(&self, create: &CreateTaskRequest, mode: InitMode) -> Result<bool> {
+        let config = self.config.clone();
+        let bundle = std::path::PathBuf::from(&create.bundle);
+        let outcome = crate::blocking::run("rewrite the bundle", move || {
+            let init = config.init_binary_path()?;
+            spec_rewrite::wrap_bundle(&bundle, &init, mode)
+        })
+        .await
+        .map_err(|e| e.context(format!("container {}", create.id)))?;
         Ok(outcome != spec_rewrite::Outcome::Sandbox)
     }
 
@@ -156,7 +161,7 @@ impl Router {
         if !is_ok(&resp) {
             self.restoring.lock().expect("restoring lock").remove(&c.id);
             if let Some(upper) = self.agent.host_upper(&c) {
-                let _ = staging::remove_set(&upper, &image_dir);
+                staging::discard(upper, image_dir).await;
             }
             return resp;
         }
