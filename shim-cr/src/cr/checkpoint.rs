@@ -6,9 +6,7 @@
 //! nothing is left in the request's path; the agent leaves the workload
 //! running in the freezer state it found.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use containerd_shim_protos::api::CheckpointTaskRequest;
 use containerd_shim_protos::shim::oci::CheckpointOptions;
@@ -52,34 +50,6 @@ pub fn wanted(req: &CheckpointTaskRequest, defaults: &Criu) -> Result<Wanted> {
         ext_unix_sk: o.external_unix_sockets || defaults.ext_unix_sk,
         file_locks: o.file_locks || defaults.file_locks,
     })
-}
-
-/// Containers with a checkpoint under way: a second one is refused, not queued,
-/// so the caller learns at once instead of waiting behind a long dump.
-#[derive(Default)]
-pub struct InProgress(Mutex<HashSet<String>>);
-
-pub struct Guard<'a>(&'a InProgress, String);
-
-impl InProgress {
-    pub fn enter(&self, id: &str) -> Result<Guard<'_>> {
-        let mut set = self.0.lock().expect("in-progress lock");
-        if !set.insert(id.to_string()) {
-            return Err(Error::InvalidTransition {
-                id: id.to_string(),
-                from: "checkpointing",
-                to: "checkpointing",
-                busy: true,
-            });
-        }
-        Ok(Guard(self, id.to_string()))
-    }
-}
-
-impl Drop for Guard<'_> {
-    fn drop(&mut self) {
-        self.0 .0.lock().expect("in-progress lock").remove(&self.1);
-    }
 }
 
 /// Checkpoints `c` (a container whose init is kata-cr-init) as `req` asks.
@@ -296,17 +266,5 @@ mod tests {
         assert_eq!(cri_container_dir(&upper, "c1"), Some(cri));
         assert_eq!(cri_container_dir(&upper, "../c1"), None);
         assert_eq!(cri_container_dir(Path::new("/some/where/fs"), "c1"), None);
-    }
-
-    #[test]
-    fn concurrent_checkpoints_of_one_container_are_refused() {
-        let busy = InProgress::default();
-        let g = busy.enter("c1").unwrap();
-        let e = busy.enter("c1").err().unwrap();
-        assert_eq!(e.code(), ttrpc::Code::ABORTED);
-        assert!(e.to_string().contains("c1"));
-        busy.enter("c2").unwrap();
-        drop(g);
-        busy.enter("c1").unwrap();
     }
 }

@@ -6,3 +6,4 @@ pub mod containers;
 pub mod forward;
 pub mod intercept;
 pub mod serve;
+pub mod state;
