@@ -1,22 +1,22 @@
 //! `runtimeoptions.v1.Options`, the runtime options containerd sends a
 //! non-runc runtime (CRI `options = { ConfigPath = ... }`, ctr
-//! `--runtime-config-path`). containerd-shim-protos does not ship it, and it
-//! has three fields, so it is decoded by hand here.
+//! `--runtime-config-path`), generated from `proto/runtimeoptions.proto`
+//! (containerd-shim-protos does not ship it), and how kata-cr hands them on
+//! to the inner shim.
 
 use protobuf::well_known_types::any::Any;
-use protobuf::{CodedInputStream, CodedOutputStream, Message};
+use protobuf::Message;
 
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::Result;
+
+mod generated {
+    include!(concat!(env!("OUT_DIR"), "/protos/mod.rs"));
+}
+
+pub use generated::runtimeoptions::Options as RuntimeOptions;
 
 pub const TYPE_URL: &str = "runtimeoptions.v1.Options";
-
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct RuntimeOptions {
-    pub type_url: String,
-    pub config_path: String,
-    pub config_body: Vec<u8>,
-}
 
 impl RuntimeOptions {
     pub fn is_runtime_options(any: &Any) -> bool {
@@ -28,44 +28,7 @@ impl RuntimeOptions {
         if !Self::is_runtime_options(any) {
             return Ok(None);
         }
-        Self::decode(&any.value).map(Some)
-    }
-
-    pub fn decode(buf: &[u8]) -> Result<Self> {
-        let mut out = RuntimeOptions::default();
-        let mut is = CodedInputStream::from_bytes(buf);
-        while let Some(tag) = is.read_raw_tag_or_eof()? {
-            match tag {
-                0x0a => out.type_url = is.read_string()?,
-                0x12 => out.config_path = is.read_string()?,
-                0x1a => out.config_body = is.read_bytes()?,
-                t => {
-                    let wt = protobuf::rt::WireType::new(t & 7).ok_or_else(|| {
-                        Error::InvalidArgument(format!("runtime options: bad wire type in tag {t}"))
-                    })?;
-                    is.skip_field(wt)?
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    pub fn encode(&self) -> Vec<u8> {
-        let mut buf = Vec::new();
-        {
-            let mut os = CodedOutputStream::vec(&mut buf);
-            if !self.type_url.is_empty() {
-                os.write_string(1, &self.type_url).expect("vec write");
-            }
-            if !self.config_path.is_empty() {
-                os.write_string(2, &self.config_path).expect("vec write");
-            }
-            if !self.config_body.is_empty() {
-                os.write_bytes(3, &self.config_body).expect("vec write");
-            }
-            os.flush().expect("vec flush");
-        }
-        buf
+        Ok(Some(Self::parse_from_bytes(&any.value)?))
     }
 }
 
@@ -80,20 +43,20 @@ pub enum ForInner {
     Removed,
 }
 
-pub fn for_inner(any: &Any, opts: &RuntimeOptions, cfg: &Config) -> ForInner {
+pub fn for_inner(any: &Any, opts: &RuntimeOptions, cfg: &Config) -> Result<ForInner> {
     let mut o = opts.clone();
     if !o.config_path.is_empty() && o.config_path == cfg.source {
         o.config_path = cfg.inner.config_path.clone();
     }
     if o.config_path.is_empty() && o.config_body.is_empty() {
-        return ForInner::Removed;
+        return Ok(ForInner::Removed);
     }
     if &o == opts {
-        return ForInner::Unchanged;
+        return Ok(ForInner::Unchanged);
     }
     let mut a = any.clone();
-    a.value = o.encode();
-    ForInner::Replaced(a)
+    a.value = o.write_to_bytes()?;
+    Ok(ForInner::Replaced(a))
 }
 
 /// Decode the bytes containerd writes on a shim's stdin at `start`: a
@@ -111,33 +74,37 @@ pub fn parse_start_stdin(buf: &[u8]) -> Option<Any> {
 mod tests {
     use super::*;
 
+    fn options(type_url: &str, config_path: &str, config_body: &[u8]) -> RuntimeOptions {
+        let mut o = RuntimeOptions::new();
+        o.type_url = type_url.into();
+        o.config_path = config_path.into();
+        o.config_body = config_body.to_vec();
+        o
+    }
+
     #[test]
     fn round_trip_and_any_detection() {
-        let o = RuntimeOptions {
-            type_url: "io.containerd.kata.v2".into(),
-            config_path: "/etc/kata-cr/config.toml".into(),
-            config_body: b"x".to_vec(),
-        };
-        let back = RuntimeOptions::decode(&o.encode()).unwrap();
+        let o = options("io.containerd.kata.v2", "/etc/kata-cr/config.toml", b"x");
+        let back = RuntimeOptions::parse_from_bytes(&o.write_to_bytes().unwrap()).unwrap();
         assert_eq!(back, o);
         let mut any = Any::new();
         any.type_url = "runtimeoptions.v1.Options".into();
-        any.value = o.encode();
+        any.value = o.write_to_bytes().unwrap();
         assert_eq!(RuntimeOptions::from_any(&any).unwrap(), Some(o));
         any.type_url = "containerd.runc.v1.Options".into();
         assert_eq!(RuntimeOptions::from_any(&any).unwrap(), None);
     }
 
     #[test]
-    fn unknown_fields_are_skipped() {
-        let mut buf = Vec::new();
-        {
-            let mut os = CodedOutputStream::vec(&mut buf);
-            os.write_uint64(9, 7).unwrap();
-            os.write_string(2, "/p").unwrap();
-            os.flush().unwrap();
-        }
-        assert_eq!(RuntimeOptions::decode(&buf).unwrap().config_path, "/p");
+    fn the_wire_format_is_containerds() {
+        // Field 2 (config_path), length 2, "/p"; an unknown field 9 survives.
+        let wire = [0x12, 2, b'/', b'p', 0x48, 7];
+        let o = RuntimeOptions::parse_from_bytes(&wire).unwrap();
+        assert_eq!(o.config_path, "/p");
+        assert_eq!(o.write_to_bytes().unwrap(), wire);
+        let bad = RuntimeOptions::parse_from_bytes(&[0x12, 9, b'/']).unwrap_err();
+        let e: crate::error::Error = bad.into();
+        assert_eq!(e.code(), ttrpc::Code::INVALID_ARGUMENT);
     }
 
     fn cfg(source: &str, inner_path: &str) -> Config {
@@ -154,35 +121,29 @@ mod tests {
     fn any_of(o: &RuntimeOptions) -> Any {
         let mut any = Any::new();
         any.type_url = TYPE_URL.into();
-        any.value = o.encode();
+        any.value = o.write_to_bytes().unwrap();
         any
     }
 
     #[test]
     fn our_config_path_is_swapped_for_the_inner_one() {
-        let o = RuntimeOptions {
-            config_path: "/etc/kata-cr/config.toml".into(),
-            ..Default::default()
-        };
+        let o = options("", "/etc/kata-cr/config.toml", b"");
         let c = cfg("/etc/kata-cr/config.toml", "/opt/kata/configuration.toml");
-        let ForInner::Replaced(a) = for_inner(&any_of(&o), &o, &c) else {
+        let ForInner::Replaced(a) = for_inner(&any_of(&o), &o, &c).unwrap() else {
             panic!("not replaced");
         };
         assert_eq!(a.type_url, TYPE_URL);
         let back = RuntimeOptions::from_any(&a).unwrap().unwrap();
         assert_eq!(back.config_path, "/opt/kata/configuration.toml");
         let c = cfg("/etc/kata-cr/config.toml", "");
-        assert_eq!(for_inner(&any_of(&o), &o, &c), ForInner::Removed);
+        assert_eq!(for_inner(&any_of(&o), &o, &c).unwrap(), ForInner::Removed);
     }
 
     #[test]
     fn foreign_options_pass_unchanged() {
-        let o = RuntimeOptions {
-            config_path: "/opt/kata/other.toml".into(),
-            ..Default::default()
-        };
+        let o = options("", "/opt/kata/other.toml", b"");
         let c = cfg("/etc/kata-cr/config.toml", "/x");
-        assert_eq!(for_inner(&any_of(&o), &o, &c), ForInner::Unchanged);
+        assert_eq!(for_inner(&any_of(&o), &o, &c).unwrap(), ForInner::Unchanged);
     }
 
     #[test]

@@ -163,7 +163,8 @@ impl Router {
         Ok(outcome != spec_rewrite::Outcome::Sandbox)
     }
 
-    /// Returns whether the request changed.
+    /// Returns whether the request changed. Options kata-cr cannot read
+    /// are the inner shim's to judge: they pass unchanged.
     fn rewrite_create_options(&self, create: &mut CreateTaskRequest) -> bool {
         let Some(any) = create.options.as_ref() else {
             return false;
@@ -172,12 +173,12 @@ impl Router {
             return false;
         };
         match runtime_options::for_inner(any, &opts, &self.config) {
-            ForInner::Unchanged => false,
-            ForInner::Replaced(a) => {
+            Ok(ForInner::Unchanged) | Err(_) => false,
+            Ok(ForInner::Replaced(a)) => {
                 create.options = protobuf::MessageField::some(a);
                 true
             }
-            ForInner::Removed => {
+            Ok(ForInner::Removed) => {
                 create.options = protobuf::MessageField::none();
                 true
             }

@@ -335,13 +335,11 @@ async fn create_makes_the_init_pid_1_and_names_the_inner_config() {
     let mut c = CreateTaskRequest::new();
     c.id = "c1".into();
     c.bundle = bed.bundle("c1", false).display().to_string();
-    let opts = RuntimeOptions {
-        config_path: CONFIG_SOURCE.into(),
-        ..Default::default()
-    };
+    let mut opts = RuntimeOptions::new();
+    opts.config_path = CONFIG_SOURCE.into();
     c.options = protobuf::MessageField::some(Any {
         type_url: crate::runtime_options::TYPE_URL.into(),
-        value: opts.encode(),
+        value: opts.write_to_bytes().unwrap(),
         ..Default::default()
     });
     let resp = bed.call("Create", c.write_to_bytes().unwrap()).await;

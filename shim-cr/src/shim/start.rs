@@ -72,7 +72,7 @@ fn start_proxy(args: &ShimArgs, bundle: &Path, stdin: &[u8]) -> Result<Vec<u8>> 
         options.as_ref().map(|o| o.config_path.as_str()),
     )?;
     let inner_binary = cfg.inner_binary_path()?;
-    let inner_stdin = inner_start_stdin(stdin, any.as_ref(), options.as_ref(), &cfg);
+    let inner_stdin = inner_start_stdin(stdin, any.as_ref(), options.as_ref(), &cfg)?;
 
     let out = Command::new(&inner_binary)
         .args(&args.raw)
@@ -144,7 +144,10 @@ fn launch_server(
         config: cfg.clone(),
     };
     let exe = std::env::current_exe().ctx(|| "locate own executable".into())?;
-    let json = serde_json::to_string(&params).expect("plain struct serialises");
+    let json = serde_json::to_string(&params).map_err(|source| Error::Json {
+        context: "serialise the server's parameters".into(),
+        source,
+    })?;
     let lfd = listener.as_raw_fd();
     let mut cmd = Command::new(exe);
     cmd.arg(serve::ACTION)
@@ -204,15 +207,15 @@ fn inner_start_stdin(
     any: Option<&protobuf::well_known_types::any::Any>,
     options: Option<&RuntimeOptions>,
     cfg: &Config,
-) -> Vec<u8> {
+) -> Result<Vec<u8>> {
     let (Some(any), Some(opts)) = (any, options) else {
-        return raw.to_vec();
+        return Ok(raw.to_vec());
     };
-    match runtime_options::for_inner(any, opts, cfg) {
+    Ok(match runtime_options::for_inner(any, opts, cfg)? {
         ForInner::Unchanged => raw.to_vec(),
-        ForInner::Replaced(a) => a.write_to_bytes().expect("plain message serialises"),
+        ForInner::Replaced(a) => a.write_to_bytes()?,
         ForInner::Removed => Vec::new(),
-    }
+    })
 }
 
 fn kill_inner(bundle: &Path) {
