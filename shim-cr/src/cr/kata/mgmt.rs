@@ -1,13 +1,15 @@
 //! The Kata shim's management socket: an HTTP server on a unix socket per
 //! sandbox (`/run/vc/sbs/<sid>/shim-monitor.sock` for the Go shim,
 //! `/run/kata/<sid>/shim-monitor.sock` for runtime-rs). kata-cr asks it
-//! `GET /agent-url`. A minimal HTTP/1.1 client: one request per connection
-//! (`Connection: close`), Content-Length or chunked bodies.
+//! `GET /agent-url`, one HTTP/1.1 request per connection (hyper).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Bytes;
+use hyper::header::{CONNECTION, HOST, USER_AGENT};
+use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 
 use super::agent_url::AgentUrl;
@@ -84,136 +86,65 @@ pub struct Response {
 /// `GET uri` over the unix socket at `sock`, bounded by `timeout`.
 pub async fn get(sock: &Path, uri: &str, timeout: Duration) -> Result<Response> {
     let what = || format!("GET {uri} on {}", sock.display());
-    let raw = match tokio::time::timeout(timeout, exchange(sock, uri)).await {
-        Ok(Ok(raw)) => raw,
-        Ok(Err(e)) => return Err(Error::io(what(), e)),
-        Err(_) => {
-            return Err(Error::Kata {
-                what: what(),
-                reason: format!("no response within {} ms", timeout.as_millis()),
-            })
-        }
-    };
-    parse_response(&raw).map_err(|reason| Error::Kata {
-        what: what(),
-        reason,
-    })
-}
-
-async fn exchange(sock: &Path, uri: &str) -> std::io::Result<Vec<u8>> {
-    let mut s = UnixStream::connect(sock).await?;
-    let req = format!(
-        "GET {uri} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: kata-cr\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).await?;
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = s.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(raw);
-        }
-        raw.extend_from_slice(&buf[..n]);
-        if raw.len() > MAX_RESPONSE {
-            return Err(std::io::Error::other(format!(
-                "response larger than {MAX_RESPONSE} bytes"
-            )));
-        }
-        // A server that ignores `Connection: close` must not make us wait:
-        // stop as soon as the announced body is complete.
-        if let Ok(Some(_)) = complete(&raw) {
-            return Ok(raw);
-        }
+    match tokio::time::timeout(timeout, exchange(sock, uri)).await {
+        Ok(Ok(resp)) => Ok(resp),
+        Ok(Err(Exchange::Connect(e))) => Err(Error::io(what(), e)),
+        Ok(Err(Exchange::Http(reason))) => Err(Error::Kata {
+            what: what(),
+            reason,
+        }),
+        Err(_) => Err(Error::Kata {
+            what: what(),
+            reason: format!("no response within {} ms", timeout.as_millis()),
+        }),
     }
 }
 
-/// Whether `raw` holds a whole response with a Content-Length body.
-fn complete(raw: &[u8]) -> std::result::Result<Option<()>, String> {
-    let Some(end) = find(raw, b"\r\n\r\n") else {
-        return Ok(None);
-    };
-    let head = std::str::from_utf8(&raw[..end]).map_err(|_| "header is not UTF-8".to_string())?;
-    match header(head, "content-length") {
-        Some(n) => {
-            let n: usize = n.parse().map_err(|_| "bad Content-Length".to_string())?;
-            Ok((raw.len() - end - 4 >= n).then_some(()))
-        }
-        None => Ok(None),
-    }
+enum Exchange {
+    Connect(std::io::Error),
+    Http(String),
 }
 
-fn parse_response(raw: &[u8]) -> std::result::Result<Response, String> {
-    if raw.is_empty() {
-        return Err("the server closed the connection without a response".into());
+async fn exchange(sock: &Path, uri: &str) -> std::result::Result<Response, Exchange> {
+    let http = |e: &dyn std::fmt::Display| Exchange::Http(e.to_string());
+    let stream = UnixStream::connect(sock).await.map_err(Exchange::Connect)?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| http(&e))?;
+    // The connection is driven beside the request and dropped with it.
+    let conn = tokio::spawn(conn);
+    let req = hyper::Request::get(uri)
+        .header(HOST, "localhost")
+        .header(USER_AGENT, "kata-cr")
+        .header(CONNECTION, "close")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| http(&e))?;
+    let answer = async {
+        let resp = sender.send_request(req).await.map_err(|e| http(&e))?;
+        let status = resp.status().as_u16();
+        let body = Limited::new(resp.into_body(), MAX_RESPONSE)
+            .collect()
+            .await
+            .map_err(|e| http(&*e))?
+            .to_bytes()
+            .to_vec();
+        Ok(Response { status, body })
     }
-    let end = find(raw, b"\r\n\r\n").ok_or("truncated response header")?;
-    let head = std::str::from_utf8(&raw[..end]).map_err(|_| "response header is not UTF-8")?;
-    let status_line = head.lines().next().unwrap_or_default();
-    let mut parts = status_line.split_whitespace();
-    let version = parts.next().unwrap_or_default();
-    if !version.starts_with("HTTP/1.") {
-        return Err(format!("not an HTTP/1.x response: {status_line:?}"));
-    }
-    let status: u16 = parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
-    let rest = &raw[end + 4..];
-    let chunked = header(head, "transfer-encoding")
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-    let body = if chunked {
-        dechunk(rest)?
-    } else if let Some(n) = header(head, "content-length") {
-        let n: usize = n.parse().map_err(|_| format!("bad Content-Length {n:?}"))?;
-        if rest.len() < n {
-            return Err(format!(
-                "body truncated: {} of {n} bytes before the connection closed",
-                rest.len()
-            ));
-        }
-        rest[..n].to_vec()
-    } else {
-        rest.to_vec()
-    };
-    Ok(Response { status, body })
-}
-
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().skip(1).find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
-fn dechunk(mut rest: &[u8]) -> std::result::Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    loop {
-        let eol = find(rest, b"\r\n").ok_or("truncated chunk size")?;
-        let size_str = std::str::from_utf8(&rest[..eol]).map_err(|_| "bad chunk size")?;
-        let size_str = size_str.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_str, 16)
-            .map_err(|_| format!("bad chunk size {size_str:?}"))?;
-        rest = &rest[eol + 2..];
-        if size == 0 {
-            return Ok(body);
-        }
-        if rest.len() < size + 2 {
-            return Err("truncated chunk".into());
-        }
-        body.extend_from_slice(&rest[..size]);
-        rest = &rest[size + 2..];
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    .await;
+    conn.abort();
+    answer
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::UnixListener;
 
     use super::*;
+
+    fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+        hay.windows(needle.len()).position(|w| w == needle)
+    }
 
     /// A fake Kata management server at `<root>/<sid>/shim-monitor.sock`:
     /// checks the request line and answers `reply` to every connection.
@@ -366,24 +297,39 @@ pub(crate) mod tests {
         assert!(e.to_string().contains("no response within"), "{e}");
     }
 
-    #[test]
-    fn malformed_responses() {
-        assert!(parse_response(b"")
-            .unwrap_err()
-            .contains("without a response"));
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\n")
-            .unwrap_err()
-            .contains("truncated"));
-        assert!(parse_response(b"SSH-2.0-x\r\n\r\n")
-            .unwrap_err()
-            .contains("not an HTTP"));
-        assert!(
-            parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nvsock")
-                .unwrap_err()
-                .contains("truncated")
-        );
+    #[tokio::test]
+    async fn malformed_responses() {
+        let d = tempfile::tempdir().unwrap();
+        let roots = d.path().join("kata");
+        for (sid, reply) in [
+            ("closed", &b""[..]),
+            ("ssh", b"SSH-2.0-x\r\n\r\n"),
+            (
+                "short",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nvsock",
+            ),
+        ] {
+            let sock = serve(&roots, sid, reply.to_vec());
+            let e = get(&sock, AGENT_URL_PATH, T).await.unwrap_err();
+            assert_eq!(e.code(), ttrpc::Code::FAILED_PRECONDITION, "{sid}: {e}");
+            assert!(e.to_string().contains("GET /agent-url"), "{sid}: {e}");
+        }
         // No length, closed connection: the rest is the body.
-        let r = parse_response(b"HTTP/1.0 200 OK\r\n\r\nvsock://3:1024").unwrap();
+        let sock = serve(
+            &roots,
+            "old",
+            b"HTTP/1.0 200 OK\r\n\r\nvsock://3:1024".to_vec(),
+        );
+        let r = get(&sock, AGENT_URL_PATH, T).await.unwrap();
         assert_eq!(r.body, b"vsock://3:1024");
+    }
+
+    #[tokio::test]
+    async fn oversized_responses_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let body = "x".repeat(MAX_RESPONSE + 1);
+        let sock = serve(d.path(), "big", ok(&body));
+        let e = get(&sock, AGENT_URL_PATH, T).await.unwrap_err();
+        assert_eq!(e.code(), ttrpc::Code::FAILED_PRECONDITION, "{e}");
     }
 }
