@@ -118,7 +118,7 @@ pub fn wrap_spec_for_restore(spec: &mut Value, init_host_path: &Path) -> Result<
     let args = spec
         .pointer_mut("/process/args")
         .and_then(Value::as_array_mut)
-        .expect("wrapped above");
+        .ok_or_else(|| Error::InvalidArgument("config.json has no process.args".into()))?;
     let mut flags = vec![
         json!("--restore"),
         json!("--keep-caps"),

@@ -14,7 +14,7 @@
 //! an image or an archive and is no more trusted than the container.
 
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::dir::Dir;
@@ -214,9 +214,8 @@ fn copy_one(src: &OwnedFd, dest: &OwnedFd, n: &str, shown: &str, dest_path: &Pat
         Mode::from_bits_truncate(0o600),
     )
     .map_err(nix_err(format!("create {}/{n}", dest_path.display())))?;
-    // SAFETY: both fds were just opened and are owned here.
-    let mut input = unsafe { File::from_raw_fd(into_raw(in_fd)) };
-    let mut output = unsafe { File::from_raw_fd(into_raw(out_fd)) };
+    let mut input = File::from(in_fd);
+    let mut output = File::from(out_fd);
     std::io::copy(&mut input, &mut output).map_err(|e| {
         Error::io(
             format!("copy {shown}/{n} to {}/{n}", dest_path.display()),
@@ -227,12 +226,6 @@ fn copy_one(src: &OwnedFd, dest: &OwnedFd, n: &str, shown: &str, dest_path: &Pat
         .sync_all()
         .map_err(|e| Error::io(format!("fsync {}/{n}", dest_path.display()), e))?;
     Ok(())
-}
-
-fn into_raw(fd: OwnedFd) -> i32 {
-    let raw = fd.as_raw_fd();
-    std::mem::forget(fd);
-    raw
 }
 
 /// Copy the image set in `src` into a new `<upper>/.kata-cr/<name>/` (mode

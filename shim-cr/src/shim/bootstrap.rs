@@ -84,23 +84,27 @@ impl Bootstrap {
         }
     }
 
-    pub fn render(&self) -> Vec<u8> {
-        match self.form {
+    /// What containerd reads on the shim's stdout.
+    pub fn render(&self) -> Result<Vec<u8>> {
+        Ok(match self.form {
             Form::Bare => self.address.clone().into_bytes(),
             Form::Json => serde_json::to_vec(&JsonParams {
                 version: self.version,
                 address: self.address.clone(),
                 protocol: self.protocol.clone(),
             })
-            .expect("plain struct serialises"),
+            .map_err(|source| Error::Json {
+                context: "the bootstrap answer".into(),
+                source,
+            })?,
             Form::Protobuf => {
                 let mut r = BootstrapResult::new();
                 r.version = self.version;
                 r.address = self.address.clone();
                 r.protocol = self.protocol.clone();
-                r.write_to_bytes().expect("plain message serialises")
+                r.write_to_bytes()?
             }
-        }
+        })
     }
 }
 
@@ -139,7 +143,7 @@ mod tests {
         let b = Bootstrap::parse(b"unix:///run/containerd/s/abc\n").unwrap();
         assert_eq!(b.form, Form::Bare);
         assert_eq!(b.version, 2);
-        assert_eq!(b.with_address("unix:///x").render(), b"unix:///x");
+        assert_eq!(b.with_address("unix:///x").render().unwrap(), b"unix:///x");
     }
 
     #[test]
@@ -147,7 +151,7 @@ mod tests {
         let out = br#"{"version":3,"address":"unix:///run/containerd/s/f","protocol":"ttrpc"}"#;
         let b = Bootstrap::parse(out).unwrap();
         assert_eq!((b.form, b.version), (Form::Json, 3));
-        let again = Bootstrap::parse(&b.with_address("unix:///p").render()).unwrap();
+        let again = Bootstrap::parse(&b.with_address("unix:///p").render().unwrap()).unwrap();
         assert_eq!(again.address, "unix:///p");
         assert_eq!(again.version, 3);
     }
@@ -162,7 +166,8 @@ mod tests {
         assert_eq!(b.form, Form::Protobuf);
         assert_eq!(b.version, 3);
         let ours =
-            BootstrapResult::parse_from_bytes(&b.with_address("unix:///o").render()).unwrap();
+            BootstrapResult::parse_from_bytes(&b.with_address("unix:///o").render().unwrap())
+                .unwrap();
         assert_eq!(ours.address, "unix:///o");
     }
 

@@ -4,11 +4,13 @@
 //! may reach stdout/stderr: containerd reads both as the answer.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, IntoRawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use protobuf::Message;
 
 use crate::bundle::{self, write_atomic};
@@ -57,7 +59,7 @@ fn join_sandbox(bundle: &Path, sid: &str) -> Result<Vec<u8>> {
     };
     mine.write(bundle)?;
     write_atomic(&bundle.join("address"), sb.proxy.address.as_bytes())?;
-    Ok(sb.proxy.render())
+    sb.proxy.render()
 }
 
 fn start_proxy(args: &ShimArgs, bundle: &Path, stdin: &[u8]) -> Result<Vec<u8>> {
@@ -156,12 +158,13 @@ fn launch_server(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // SAFETY: only async-signal-safe calls between fork and exec.
+    // SAFETY: the closure runs in the forked child before exec and makes
+    // only async-signal-safe syscalls. The fcntl and dup2 act on raw fd
+    // numbers: in the child there is no OwnedFd for fd 3 to hand to nix's
+    // dup2, so they go to libc directly.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+            nix::unistd::setsid()?;
             // dup2 onto itself keeps FD_CLOEXEC: clear it explicitly then.
             let rc = if lfd == LISTENER_FD {
                 libc::fcntl(lfd, libc::F_SETFD, 0)
@@ -178,8 +181,8 @@ fn launch_server(
         let _ = std::fs::remove_file(&sock);
         Error::io("spawn proxy server", e)
     })?;
-    // The server owns the socket now; our copy closes with us.
-    let _ = listener.into_raw_fd();
+    // The server owns the socket now.
+    drop(listener);
     let state = BundleState {
         proxy: proxy.clone(),
         inner_binary: inner_binary.to_path_buf(),
@@ -191,12 +194,11 @@ fn launch_server(
         .write(bundle)
         .and_then(|_| write_atomic(&bundle.join("address"), proxy.address.as_bytes()));
     if let Err(e) = written {
-        // SAFETY: plain kill of the child we just spawned.
-        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
         let _ = std::fs::remove_file(&sock);
         return Err(e);
     }
-    Ok(proxy.render())
+    proxy.render()
 }
 
 /// The runtime options the inner shim gets on stdin: ours, with kata-cr's
@@ -223,8 +225,7 @@ fn kill_inner(bundle: &Path) {
     if let Ok(s) = std::fs::read_to_string(pid_file) {
         if let Ok(pid) = s.trim().parse::<i32>() {
             if pid > 1 {
-                // SAFETY: signalling a pid the inner shim wrote for us.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
         }
     }
