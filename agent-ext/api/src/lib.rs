@@ -35,14 +35,13 @@ mod paths;
 
 use std::time::Duration;
 
-pub use criu_failure::{full_log_line, parse_criu_failure, CriuFailure};
-pub use paths::{validate_image_dir, BadImageDir, IMAGE_ROOT, INIT_PATH, MAX_IMAGE_DIR_LEN};
-
 pub use agent::{
     CapabilitiesRequest, CapabilitiesResponse, CheckpointRequest, CheckpointResponse,
     RestoreRequest, RestoreResponse,
 };
 pub use agent_ttrpc::{create_agent, Agent, AgentClient};
+pub use criu_failure::{full_log_line, parse_criu_failure, CriuFailure};
+pub use paths::{validate_image_dir, BadImageDir, IMAGE_ROOT, INIT_PATH, MAX_IMAGE_DIR_LEN};
 
 /// Revision of `katacr.agent.v1` implemented by this crate (see
 /// `CapabilitiesResponse.api_version`).

@@ -9,17 +9,16 @@
 
 use std::path::Path;
 
+// Where the init appears inside the container: in its /dev tmpfs, so that
+// the bind mount's mount point is never part of the rootfs's writable layer.
+// A rootfs diff that carried it (CRI's rootfs-diff.tar, applied over the new
+// container's rootfs after Create) would replace the mount point under the
+// new container's bind mount.
+use kata_cr_api::INIT_PATH;
 use serde_json::{json, Value};
 
 use crate::bundle;
 use crate::error::{Error, Result};
-
-/// Where the init appears inside the container: in its /dev tmpfs, so that
-/// the bind mount's mount point is never part of the rootfs's writable layer.
-/// A rootfs diff that carried it (CRI's rootfs-diff.tar, applied over the
-/// new container's rootfs after Create) would replace the mount point under
-/// the new container's bind mount.
-pub use kata_cr_api::INIT_PATH;
 
 /// What the rewrite did.
 #[derive(Debug, PartialEq, Eq)]

@@ -17,15 +17,13 @@ use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use kata_cr_api::IMAGE_ROOT as STAGING_DIR;
 use nix::dir::Dir;
 use nix::fcntl::{openat, renameat2, OFlag, RenameFlags};
 use nix::sys::stat::{fstat, fstatat, Mode, SFlag};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
 use crate::error::{Error, Result};
-
-/// The directory in the container's rootfs that holds kata-cr's files.
-pub use kata_cr_api::IMAGE_ROOT as STAGING_DIR;
 
 /// How the files crossed over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,6 +5,7 @@
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -145,8 +146,32 @@ fn launch_server(
         debug: args.debug,
         config: cfg.clone(),
     };
+    let child = spawn_server(&params, listener).inspect_err(|_| {
+        let _ = std::fs::remove_file(&sock);
+    })?;
+    let state = BundleState {
+        proxy: proxy.clone(),
+        inner_binary: inner_binary.to_path_buf(),
+        inner: Some(inner.clone()),
+        socket: Some(sock.clone()),
+        sandbox: None,
+    };
+    let written = state
+        .write(bundle)
+        .and_then(|_| write_atomic(&bundle.join("address"), proxy.address.as_bytes()));
+    if let Err(e) = written {
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+        let _ = std::fs::remove_file(&sock);
+        return Err(e);
+    }
+    proxy.render()
+}
+
+/// Starts the proxy server in its own session, in the bundle, with the
+/// listening socket as its fd [`LISTENER_FD`]; the server owns it then.
+fn spawn_server(params: &ServeParams, listener: UnixListener) -> Result<std::process::Child> {
     let exe = std::env::current_exe().ctx(|| "locate own executable".into())?;
-    let json = serde_json::to_string(&params).map_err(|source| Error::Json {
+    let json = serde_json::to_string(params).map_err(|source| Error::Json {
         context: "serialise the server's parameters".into(),
         source,
     })?;
@@ -154,7 +179,7 @@ fn launch_server(
     let mut cmd = Command::new(exe);
     cmd.arg(serve::ACTION)
         .arg(json)
-        .current_dir(bundle)
+        .current_dir(&params.bundle)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -177,28 +202,7 @@ fn launch_server(
             Ok(())
         });
     }
-    let child = cmd.spawn().map_err(|e| {
-        let _ = std::fs::remove_file(&sock);
-        Error::io("spawn proxy server", e)
-    })?;
-    // The server owns the socket now.
-    drop(listener);
-    let state = BundleState {
-        proxy: proxy.clone(),
-        inner_binary: inner_binary.to_path_buf(),
-        inner: Some(inner.clone()),
-        socket: Some(sock.clone()),
-        sandbox: None,
-    };
-    let written = state
-        .write(bundle)
-        .and_then(|_| write_atomic(&bundle.join("address"), proxy.address.as_bytes()));
-    if let Err(e) = written {
-        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
-        let _ = std::fs::remove_file(&sock);
-        return Err(e);
-    }
-    proxy.render()
+    cmd.spawn().map_err(|e| Error::io("spawn proxy server", e))
 }
 
 /// The runtime options the inner shim gets on stdin: ours, with kata-cr's

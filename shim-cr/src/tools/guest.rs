@@ -119,30 +119,7 @@ impl GuestCmd {
         let backend = AgentBackend::from_config(&cfg).for_sandbox(&self.sandbox);
         let sid = self.sandbox.as_str();
         match self.verb {
-            Verb::Capabilities => {
-                let client = backend.connect().await?;
-                let caps = client
-                    .capabilities(
-                        api::context_with_timeout(backend.timeout),
-                        &api::CapabilitiesRequest::new(),
-                    )
-                    .await
-                    .map_err(|e| {
-                        Error::from(e).context(format!("sandbox {sid}: kata-cr-agent capabilities"))
-                    })?;
-                Ok(format!(
-                    "sandbox {sid}: kata-cr-agent {} (api {}), criu {}, criu check: {}\n{}",
-                    caps.agent_version,
-                    caps.api_version,
-                    if caps.criu_version.is_empty() {
-                        "missing"
-                    } else {
-                        &caps.criu_version
-                    },
-                    if caps.criu_check_ok { "ok" } else { "FAILED" },
-                    caps.criu_check_output.trim_end()
-                ))
-            }
+            Verb::Capabilities => capabilities(&backend, sid).await,
             Verb::Checkpoint {
                 container,
                 upperdir,
@@ -150,9 +127,6 @@ impl GuestCmd {
                 exit,
             } => {
                 let c = container_at(&container, upperdir)?;
-                std::fs::create_dir_all(&to)
-                    .map_err(|e| Error::io(format!("create {}", to.display()), e))?;
-                let upper = c.upperdir.clone().unwrap_or_default();
                 // criu's options as the proxy takes them for a CRI checkpoint:
                 // kata-cr's [criu] settings.
                 let want = crate::cr::checkpoint::Wanted {
@@ -161,16 +135,7 @@ impl GuestCmd {
                     ext_unix_sk: cfg.criu.ext_unix_sk,
                     file_locks: cfg.criu.file_locks,
                 };
-                let (dumped, staged, dump_ms) =
-                    crate::cr::checkpoint::dump_and_stage(&backend, &c, want, &upper, &to).await?;
-                Ok(format!(
-                    "checkpoint of {container} in sandbox {sid}: {} files, {} bytes in {} ({:?}; dump {dump_ms} ms; guest criu log {})",
-                    staged.files.len(),
-                    staged.bytes,
-                    to.display(),
-                    staged.method,
-                    dumped.criu_log_path
-                ))
+                checkpoint(&backend, sid, &c, want, &to).await
             }
             Verb::Restore {
                 container,
@@ -186,6 +151,53 @@ impl GuestCmd {
             }
         }
     }
+}
+
+async fn capabilities(backend: &AgentBackend, sid: &str) -> Result<String> {
+    let client = backend.connect().await?;
+    let caps = client
+        .capabilities(
+            api::context_with_timeout(backend.timeout),
+            &api::CapabilitiesRequest::new(),
+        )
+        .await
+        .map_err(|e| {
+            Error::from(e).context(format!("sandbox {sid}: kata-cr-agent capabilities"))
+        })?;
+    Ok(format!(
+        "sandbox {sid}: kata-cr-agent {} (api {}), criu {}, criu check: {}\n{}",
+        caps.agent_version,
+        caps.api_version,
+        if caps.criu_version.is_empty() {
+            "missing"
+        } else {
+            &caps.criu_version
+        },
+        if caps.criu_check_ok { "ok" } else { "FAILED" },
+        caps.criu_check_output.trim_end()
+    ))
+}
+
+async fn checkpoint(
+    backend: &AgentBackend,
+    sid: &str,
+    c: &Container,
+    want: crate::cr::checkpoint::Wanted,
+    to: &Path,
+) -> Result<String> {
+    std::fs::create_dir_all(to).map_err(|e| Error::io(format!("create {}", to.display()), e))?;
+    let upper = c.upperdir.clone().unwrap_or_default();
+    let (dumped, staged, dump_ms) =
+        crate::cr::checkpoint::dump_and_stage(backend, c, want, &upper, to).await?;
+    Ok(format!(
+        "checkpoint of {} in sandbox {sid}: {} files, {} bytes in {} ({:?}; dump {dump_ms} ms; guest criu log {})",
+        c.id,
+        staged.files.len(),
+        staged.bytes,
+        to.display(),
+        staged.method,
+        dumped.criu_log_path
+    ))
 }
 
 /// A container known only by id and the host side of its rootfs.

@@ -10,13 +10,13 @@ pub mod mgmt;
 
 use std::time::Duration;
 
+pub use agent_url::Target;
 use kata_cr_api::AgentClient;
+pub use mgmt::Roots;
 use ttrpc::r#async::transport::Socket;
 use ttrpc::r#async::Client;
 
 use crate::error::{Error, Result};
-pub use agent_url::Target;
-pub use mgmt::Roots;
 
 /// kata-cr-agent in sandbox `sid`'s guest, on guest vsock `port`.
 pub async fn connect(
