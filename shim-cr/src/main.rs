@@ -1,5 +1,11 @@
 //! `containerd-shim-kata-cr-v2`: checkpoint/restore for Kata Containers as a
 //! proxy in front of the unmodified inner shim.
+//!
+//! `shim` is the start/delete protocol, `proxy` the server it launches,
+//! `cr` checkpoint and restore, `tools` the operator subcommands
+//! (dependencies point that way: shim -> proxy -> cr, tools -> cr). Beside
+//! them: `config`, `error`, `logging`, `bundle` (the bundle's files),
+//! `runtime_options` and `blocking` (work off the proxy's runtime).
 
 mod blocking;
 mod bundle;
