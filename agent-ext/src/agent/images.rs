@@ -388,22 +388,10 @@ mod tests {
 
     #[test]
     fn names() {
-        for ok in ["ckpt-1a2b", "a", "A.b_c-9", &"x".repeat(MAX_NAME_LEN)] {
-            validate_name(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
-        }
-        for bad in [
-            "",
-            ".",
-            "..",
-            "a/b",
-            "/abs",
-            "a..b",
-            ".hidden",
-            "sp ace",
-            "nul\0",
-            "é",
-            &"x".repeat(MAX_NAME_LEN + 1),
-        ] {
+        // The rule itself is kata-cr-api's (tested there); refusals are
+        // INVALID_ARGUMENT here.
+        validate_name(&"x".repeat(MAX_NAME_LEN)).unwrap();
+        for bad in ["..", "a/b", &"x".repeat(MAX_NAME_LEN + 1)] {
             let err = validate_name(bad).expect_err(bad);
             assert!(matches!(err, Error::InvalidArgument(_)), "{bad}: {err:?}");
         }

@@ -172,6 +172,17 @@ impl Bed {
         Self::with_agent(FakeAgent::default()).await
     }
 
+    /// A bed whose agent holds each Checkpoint and Restore until the
+    /// returned gate gets a permit.
+    async fn gated() -> (Bed, Arc<tokio::sync::Semaphore>) {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let agent = FakeAgent {
+            gate: Some(gate.clone()),
+            ..Default::default()
+        };
+        (Self::with_agent(agent).await, gate)
+    }
+
     async fn with_agent(agent: FakeAgent) -> Bed {
         let dir = tempfile::tempdir().unwrap();
         let inner = FakeInner::default();
@@ -252,11 +263,14 @@ impl Bed {
     }
 
     async fn start(&self, id: &str) -> Response {
-        let s = StartRequest {
-            id: id.into(),
-            ..Default::default()
-        };
-        self.call("Start", s.write_to_bytes().unwrap()).await
+        self.call("Start", start_payload(id)).await
+    }
+
+    /// A request whose caller can go away: abort the handle.
+    fn spawn_call(&self, method: &str, payload: Vec<u8>) -> tokio::task::JoinHandle<Response> {
+        let router = self.router.clone();
+        let req = request(method, payload);
+        tokio::spawn(async move { router.route(req).await })
     }
 
     async fn exec(&self, id: &str) -> Response {
@@ -300,6 +314,14 @@ impl Bed {
         rd.map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect()
     }
+}
+
+fn start_payload(id: &str) -> Vec<u8> {
+    let s = StartRequest {
+        id: id.into(),
+        ..Default::default()
+    };
+    s.write_to_bytes().unwrap()
 }
 
 fn request(method: &str, payload: Vec<u8>) -> Request {
@@ -425,24 +447,10 @@ async fn restore_is_a_deferred_create() {
 
 #[tokio::test]
 async fn exec_waits_for_the_restore() {
-    let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let agent = FakeAgent {
-        gate: Some(gate.clone()),
-        ..Default::default()
-    };
-    let bed = Bed::with_agent(agent).await;
+    let (bed, gate) = Bed::gated().await;
     let ck = bed.checkpoint_dir();
     assert_eq!(code(&bed.create("r1", Some(&ck)).await), Code::OK);
-    let router = bed.router.clone();
-    let start = tokio::spawn(async move {
-        let s = StartRequest {
-            id: "r1".into(),
-            ..Default::default()
-        };
-        router
-            .route(request("Start", s.write_to_bytes().unwrap()))
-            .await
-    });
+    let start = bed.spawn_call("Start", start_payload("r1"));
     bed.agent.entered.notified().await;
     assert_eq!(bed.state("r1"), Some(State::Restoring));
     let resp = bed.exec("r1").await;
@@ -574,17 +582,11 @@ async fn inner_errors_pass_through_unchanged() {
 
 #[tokio::test]
 async fn a_checkpoint_completes_when_its_caller_goes_away() {
-    let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let agent = FakeAgent {
-        gate: Some(gate.clone()),
-        ..Default::default()
-    };
-    let bed = Bed::with_agent(agent).await;
+    let (bed, gate) = Bed::gated().await;
     assert_eq!(code(&bed.create("c1", None).await), Code::OK);
     assert_eq!(code(&bed.start("c1").await), Code::OK);
     let (ck, dest) = bed.checkpoint_request("c1");
-    let router = bed.router.clone();
-    let caller = tokio::spawn(async move { router.route(request("Checkpoint", ck)).await });
+    let caller = bed.spawn_call("Checkpoint", ck);
     bed.agent.entered.notified().await;
     assert_eq!(bed.state("c1"), Some(State::Checkpointing));
     let (again, _) = bed.checkpoint_request("c1");
@@ -618,24 +620,10 @@ async fn a_checkpoint_completes_when_its_caller_goes_away() {
 
 #[tokio::test]
 async fn a_restore_completes_when_its_caller_goes_away() {
-    let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let agent = FakeAgent {
-        gate: Some(gate.clone()),
-        ..Default::default()
-    };
-    let bed = Bed::with_agent(agent).await;
+    let (bed, gate) = Bed::gated().await;
     let ck = bed.checkpoint_dir();
     assert_eq!(code(&bed.create("r1", Some(&ck)).await), Code::OK);
-    let router = bed.router.clone();
-    let caller = tokio::spawn(async move {
-        let s = StartRequest {
-            id: "r1".into(),
-            ..Default::default()
-        };
-        router
-            .route(request("Start", s.write_to_bytes().unwrap()))
-            .await
-    });
+    let caller = bed.spawn_call("Start", start_payload("r1"));
     bed.agent.entered.notified().await;
     caller.abort();
     let _ = caller.await;
