@@ -1,6 +1,8 @@
 //! The proxy's one error type: each variant is a cause (which container,
 //! which path, what criu said), and [`Error::code`] is the one mapping to
-//! the ttrpc codes containerd understands.
+//! the ttrpc codes containerd understands. containerd's clients (ctr,
+//! crictl's errors) show a status's message, not its code, so the message
+//! kata-cr makes starts with the code's name.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -26,7 +28,7 @@ impl fmt::Display for Op {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Bad input: a request, a file, a name, an image set.
-    #[error("invalid argument: {0}")]
+    #[error("{0}")]
     InvalidArgument(String),
     /// A container this proxy did not create (not a kata-cr container).
     #[error("container {0} was not created through this kata-cr proxy")]
@@ -195,12 +197,36 @@ impl Error {
     }
 
     /// The status containerd gets: an inner shim's status unchanged,
-    /// otherwise [`Error::code`] with the whole message.
+    /// otherwise [`Error::code`] and the message `<code's name>: <cause>`.
     pub fn to_status(&self) -> Status {
         if let Error::Ttrpc(ttrpc::Error::RpcStatus(s)) = self {
             return s.clone();
         }
-        ttrpc::get_status(self.code(), self.to_string())
+        let code = self.code();
+        ttrpc::get_status(code, format!("{}: {self}", code_name(code)))
+    }
+}
+
+/// A code as gRPC's and containerd's error texts name it.
+fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::OK => "ok",
+        Code::CANCELLED => "cancelled",
+        Code::UNKNOWN => "unknown",
+        Code::INVALID_ARGUMENT => "invalid argument",
+        Code::DEADLINE_EXCEEDED => "deadline exceeded",
+        Code::NOT_FOUND => "not found",
+        Code::ALREADY_EXISTS => "already exists",
+        Code::PERMISSION_DENIED => "permission denied",
+        Code::RESOURCE_EXHAUSTED => "resource exhausted",
+        Code::FAILED_PRECONDITION => "failed precondition",
+        Code::ABORTED => "aborted",
+        Code::OUT_OF_RANGE => "out of range",
+        Code::UNIMPLEMENTED => "unimplemented",
+        Code::INTERNAL => "internal",
+        Code::UNAVAILABLE => "unavailable",
+        Code::DATA_LOSS => "data loss",
+        Code::UNAUTHENTICATED => "unauthenticated",
     }
 }
 
@@ -287,8 +313,18 @@ mod tests {
         for (e, code) in cases {
             assert_eq!(e.code(), code, "{e}");
             assert_eq!(e.to_status().code(), code, "{e}");
-            assert_eq!(e.to_status().message(), e.to_string());
+            let want = format!("{}: {e}", code_name(code));
+            assert_eq!(e.to_status().message(), want);
         }
+        let e = Error::AgentUnreachable {
+            at: "unix:///run/kata-cr/agent.sock".into(),
+            reason: "gone".into(),
+        };
+        assert_eq!(
+            e.to_status().message(),
+            "failed precondition: kata-cr-agent unreachable at unix:///run/kata-cr/agent.sock: gone",
+            "ctr shows only the message: it names the code"
+        );
     }
 
     #[test]
@@ -342,8 +378,8 @@ mod tests {
             .context("restore of container c1");
         assert_eq!(e.code(), Code::INVALID_ARGUMENT);
         assert_eq!(
-            e.to_string(),
-            "restore of container c1: invalid argument: a.img is not a regular file"
+            e.to_status().message(),
+            "invalid argument: restore of container c1: a.img is not a regular file"
         );
     }
 }

@@ -492,7 +492,8 @@ async fn a_failed_restore_kills_the_task_and_start_is_not_retried() {
     let resp = bed.start("r1").await;
     assert_eq!(code(&resp), Code::FAILED_PRECONDITION);
     assert!(
-        message(&resp).starts_with("restore of container r1: criu restore failed"),
+        message(&resp)
+            .starts_with("failed precondition: restore of container r1: criu restore failed"),
         "{}",
         message(&resp)
     );

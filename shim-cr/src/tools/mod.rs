@@ -18,10 +18,9 @@ fn report(r: Result<String>) -> i32 {
             0
         }
         Err(e) => {
-            // The status's message: what the agent said, without ttrpc's
-            // debug rendering of the whole status.
-            let status = e.to_status();
-            eprintln!("kata-cr: {} ({:?})", status.message(), e.code());
+            // The status's message (its code's name, then the cause): what
+            // the agent said, without ttrpc's debug rendering of a status.
+            eprintln!("kata-cr: {}", e.to_status().message());
             1
         }
     }
