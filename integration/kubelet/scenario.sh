@@ -234,7 +234,15 @@ step_restore() {
   poll 10 _counter_moves "$RCID" || { fail restore "the restored counter does not move"; return; }
   grep -qF "Found checkpoint of container" "$KATA_CR_BED_LOG_DIR/containerd.log" \
     || { fail restore "containerd did not restore from an OCI checkpoint image (no 'Found checkpoint of container')"; return; }
-  pass restore "pod counter-restored from $CKPT_REF under $(runtime_of "$RCID"): counter $BEFORE before the checkpoint, $first after the restore, moving"
+  # the restored process lives in the new pod's uts and ipc namespaces, as under runc
+  local wp pp n
+  pp=$(crictl inspectp "$(crictl pods -q --label "io.kubernetes.pod.name=counter-restored-$NODE" | head -n 1)" | jq -r '.info.pid')
+  wp=$(for p in $(pgrep -f 'while :; do i='); do tr '\0' ' ' <"/proc/$p/cmdline" | grep -q '^sh -c' && echo "$p"; done | head -n 1)
+  for n in uts ipc; do
+    [ -n "$wp" ] && [ -n "$pp" ] && [ "$(readlink "/proc/$wp/ns/$n")" = "$(readlink "/proc/$pp/ns/$n")" ] \
+      || { fail restore "the restored process (pid ${wp:-none}) is not in the pod's $n namespace (sandbox pid ${pp:-none})"; return; }
+  done
+  pass restore "pod counter-restored from $CKPT_REF under $(runtime_of "$RCID"): counter $BEFORE before the checkpoint, $first after the restore, moving; in the pod's uts and ipc namespaces"
 }
 
 step_second_checkpoint() {
