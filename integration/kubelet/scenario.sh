@@ -179,12 +179,14 @@ step_checkpointctl() {
   # checkpointctl's CHECKPOINT SIZE is everything under checkpoint/: criu's images only
   local extra; extra=$(tar -tf "$ARCHIVE" | sed 's#^\./##' | grep -E '^checkpoint/(dump\.log|stats-dump)$' | tr '\n' ' ')
   [ -z "$extra" ] || { fail checkpointctl "criu's log/statistics inside checkpoint/ (counted as image size): $extra"; return; }
-  pass checkpointctl "show and inspect --stats read it ($(grep -i 'freezing time' <<<"$stats" | head -n 1 | tr -s ' '))"
+  pass checkpointctl "show and inspect --stats read it ($(grep -oi 'freezing time: .*' <<<"$stats" | head -n 1), $(grep -oi 'pages written: .*' <<<"$stats" | head -n 1))"
 }
 
 step_layout() { # the archive's shape, for the A/B comparison (run compares both runtimes')
   needs layout || return
-  tar -tf "$ARCHIVE" | sed -E 's#^\./##; /^$/d; s#/$##; s#-[0-9]+(\.img)$#-N\1#; s#^(pages|pagemap)-N#\1-N#' \
+  tar -tf "$ARCHIVE" >/dev/null 2>&1 && tar -xOf "$ARCHIVE" config.dump spec.dump status.dump >/dev/null 2>&1 \
+    || { fail layout "$ARCHIVE is not a tar with config.dump, spec.dump and status.dump"; return; }
+  tar -tf "$ARCHIVE" | sed -E 's#^\./##; /^$/d; s#/$##; s#-[0-9]+((\.tar\.gz)?\.img)$#-N\1#' \
     | sort -u | sed 's/^/layout|/'
   local f
   for f in config.dump spec.dump status.dump; do
