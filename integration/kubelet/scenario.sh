@@ -38,7 +38,8 @@ say() { printf '[kubelet-e2e %s] %s\n' "$RT" "$*" >&2; }
 ANY_FAIL=""
 row() { # row KEY PASS|FAIL TEXT
   [ "$2" = PASS ] || ANY_FAIL=1
-  printf 'row|%s|%s|%s\n' "$1" "$2" "$(printf '%s' "$3" | tr '\n|' ' /' | cut -c1-300)"
+  # one line, ASCII (the table cuts cells by bytes): checkpointctl's "µs" becomes "us"
+  printf 'row|%s|%s|%s\n' "$1" "$2" "$(printf '%s' "$3" | tr '\n|' ' /' | sed 's/µ/u/g' | cut -c1-300)"
   say "$2 $1: $3"
 }
 pass() { row "$1" PASS "$2"; }
