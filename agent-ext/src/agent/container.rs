@@ -92,7 +92,10 @@ pub fn find(proc_root: &Path, rootfs: &Path) -> Result<Container> {
         ))),
         [workload] => Ok(Container { init, workload: *workload }),
         many => Err(Error::FailedPrecondition(format!(
-            "the kata-cr init (pid {init}) of rootfs {} has several session-leader children {many:?}",
+            "the kata-cr init (pid {init}) of rootfs {} has several session-leader children {many:?}: \
+             besides the container's command, a process it left behind (a daemon in a session of its \
+             own, reparented to the init) runs outside the command's process tree, and kata-cr \
+             checkpoints only that tree, so the daemon would be lost",
             rootfs.display()
         ))),
     }

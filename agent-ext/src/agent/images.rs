@@ -198,8 +198,8 @@ impl ImageDir {
     }
 
     /// Copies `src` (a file of the daemon's own, outside the container) into
-    /// the image set as `name`, as runc's image sets carry criu's
-    /// `dump.log` and `stats-dump` (CRI lifts them into the archive).
+    /// the image set as `name`: criu's `dump.log` and `stats-dump` ride with
+    /// the images to the proxy, which puts them where runc's criu writes them.
     pub fn add_file(&self, name: &str, src: &Path) -> Result<()> {
         validate_name(name)?;
         let mut input = std::fs::File::open(src)

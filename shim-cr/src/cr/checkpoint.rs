@@ -80,14 +80,18 @@ pub async fn checkpoint(
 
     let t0 = std::time::Instant::now();
     let (dumped, staged, dump_ms) = dump_and_stage(backend, c, want, &upper, &dest).await?;
-    if req.options.is_none() {
-        let (cid, upper, images) = (id.to_string(), c.upperdir.clone(), dest.clone());
-        crate::blocking::run("copy criu's metadata for CRI", move || {
-            leave_criu_metadata_for_cri(&cid, upper.as_deref(), &images);
-            Ok(())
-        })
-        .await?;
-    }
+    let (cid, req_c, upper_c, images) = (
+        id.to_string(),
+        req.clone(),
+        c.upperdir.clone(),
+        dest.clone(),
+    );
+    crate::blocking::run("place criu's metadata", move || {
+        let home = criu_metadata_home(&req_c, upper_c.as_deref())?;
+        place_criu_metadata(&cid, home.as_deref(), &images);
+        Ok(())
+    })
+    .await?;
     tracing::info!(
         id,
         files = staged.files.len(),
@@ -145,24 +149,82 @@ pub async fn dump_and_stage(
     Ok((dumped, staged, dump_ms))
 }
 
-/// criu's log and statistics, for checkpointctl. containerd 2.1.0-2.1.8,
-/// 2.2.0-2.2.4 and 2.3.0-2.3.1 copy them into the CRI archive from the CRI
-/// container directory (and fail without `stats-dump` there); later versions
-/// have runc's criu write them into the archive directory directly and give
-/// other runtimes no path for them. That directory sits under containerd's
-/// root, which the snapshotter's upperdir
-/// (`<root>/io.containerd.snapshotter.v1.<name>/snapshots/<n>/fs`) names.
-/// Best effort: the archive is valid without them on the versions that
-/// tolerate their absence.
-fn leave_criu_metadata_for_cri(id: &str, upper: Option<&Path>, images: &Path) {
-    let Some(cri_dir) = upper.and_then(|u| cri_container_dir(u, id)) else {
-        return;
+/// criu's log and statistics (`dump.log`, `stats-dump`): the agent brings
+/// them back with the image set (the only way out of a guest), but runc's
+/// criu writes them into its work directory, never among the images, and
+/// tools expect them there: containerd puts runc's into the CRI archive's top
+/// level, where checkpointctl reads them (`inspect --stats`), and counts
+/// everything under `checkpoint/` as image size.
+pub const CRIU_METADATA: [&str; 2] = ["dump.log", "stats-dump"];
+
+/// Where runc's criu would have written [`CRIU_METADATA`] for this request:
+/// - Tasks API (ctr): the options' `work_path`; without one runc uses a
+///   temporary directory it removes, so nowhere (the agent keeps its own copy
+///   of the log in its work directory).
+/// - CRI (no options): containerd 2.1.9+, 2.2.5+ and 2.3.2+ hand runc the
+///   archive directory `<CRI container dir>/ctrd-checkpoint`, made before the
+///   checkpoint; earlier 2.x versions hand it the CRI container directory and
+///   copy both files from there into the archive (2.1.0-2.1.8, 2.2.0-2.2.4
+///   and 2.3.0-2.3.1 fail without `stats-dump`). That directory sits under
+///   containerd's root, which the snapshotter's upperdir
+///   (`<root>/io.containerd.snapshotter.v1.<name>/snapshots/<n>/fs`) names.
+pub fn criu_metadata_home(
+    req: &CheckpointTaskRequest,
+    upper: Option<&Path>,
+) -> Result<Option<PathBuf>> {
+    let Some(any) = req.options.as_ref() else {
+        return Ok(upper
+            .and_then(|u| cri_container_dir(u, &req.id))
+            .map(|dir| {
+                let archive_dir = dir.join("ctrd-checkpoint");
+                if archive_dir.is_dir() {
+                    archive_dir
+                } else {
+                    dir
+                }
+            }));
     };
-    for name in ["dump.log", "stats-dump"] {
+    // wanted() has refused options of any other type already
+    let o = CheckpointOptions::parse_from_bytes(&any.value)?;
+    if o.work_path.is_empty() {
+        return Ok(None);
+    }
+    let dir = PathBuf::from(&o.work_path);
+    if !dir.is_absolute() {
+        return Err(Error::InvalidArgument(format!(
+            "checkpoint of {}: work path {:?} is not absolute",
+            req.id, o.work_path
+        )));
+    }
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::io(format!("create work path {}", dir.display()), e))?;
+    Ok(Some(dir))
+}
+
+/// Moves [`CRIU_METADATA`] out of the image set in `images` into `home`, or
+/// drops them when there is none. Best effort past the image set: a file
+/// that cannot be moved is logged, never left among the images.
+pub fn place_criu_metadata(id: &str, home: Option<&Path>, images: &Path) {
+    for name in CRIU_METADATA {
         let src = images.join(name);
-        if src.is_file() {
-            if let Err(e) = std::fs::copy(&src, cri_dir.join(name)) {
-                tracing::warn!(id, file = name, error = %e, "cannot leave criu metadata for CRI");
+        if !std::fs::symlink_metadata(&src).is_ok_and(|m| m.is_file()) {
+            continue;
+        }
+        if let Some(dir) = home {
+            let dst = dir.join(name);
+            let moved = std::fs::rename(&src, &dst).or_else(|_| {
+                let _ = std::fs::remove_file(&dst);
+                std::fs::copy(&src, &dst).map(|_| ())
+            });
+            if let Err(e) = moved {
+                tracing::warn!(id, file = name, dest = %dst.display(), error = %e, "cannot place criu's file where runc's would be");
+            }
+        }
+        match std::fs::remove_file(&src) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(id, file = name, error = %e, "cannot remove criu's file from the image set")
             }
         }
     }
@@ -266,5 +328,80 @@ mod tests {
         assert_eq!(cri_container_dir(&upper, "c1"), Some(cri));
         assert_eq!(cri_container_dir(&upper, "../c1"), None);
         assert_eq!(cri_container_dir(Path::new("/some/where/fs"), "c1"), None);
+    }
+
+    fn images_with_metadata(dir: &Path) {
+        std::fs::create_dir_all(dir).unwrap();
+        for n in ["dump.log", "stats-dump", "pages-1.img", "inventory.img"] {
+            std::fs::write(dir.join(n), n).unwrap();
+        }
+    }
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn criu_metadata_goes_where_runc_puts_it_never_among_the_images() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let upper = root.join("io.containerd.snapshotter.v1.overlayfs/snapshots/7/fs");
+        std::fs::create_dir_all(&upper).unwrap();
+        let cri = root.join("io.containerd.grpc.v1.cri/containers/c1");
+        std::fs::create_dir_all(&cri).unwrap();
+        let mut req = CheckpointTaskRequest::new();
+        req.id = "c1".into();
+        let images = root.join("images");
+
+        // CRI, containerd before 2.1.9: the container directory
+        images_with_metadata(&images);
+        let home = criu_metadata_home(&req, Some(&upper)).unwrap();
+        assert_eq!(home.as_deref(), Some(cri.as_path()));
+        place_criu_metadata("c1", home.as_deref(), &images);
+        assert_eq!(names(&images), ["inventory.img", "pages-1.img"]);
+        assert_eq!(
+            std::fs::read_to_string(cri.join("stats-dump")).unwrap(),
+            "stats-dump"
+        );
+
+        // CRI, 2.1.9+: the archive directory containerd made for this checkpoint
+        std::fs::create_dir(cri.join("ctrd-checkpoint")).unwrap();
+        images_with_metadata(&images);
+        let home = criu_metadata_home(&req, Some(&upper)).unwrap();
+        assert_eq!(home, Some(cri.join("ctrd-checkpoint")));
+        place_criu_metadata("c1", home.as_deref(), &images);
+        assert_eq!(
+            names(&cri.join("ctrd-checkpoint")),
+            ["dump.log", "stats-dump"]
+        );
+        assert_eq!(names(&images), ["inventory.img", "pages-1.img"]);
+
+        // ctr without a work path: dropped, as runc's temporary work directory
+        let mut ctr = with_options(&CheckpointOptions::new());
+        ctr.id = "c1".into();
+        images_with_metadata(&images);
+        let home = criu_metadata_home(&ctr, Some(&upper)).unwrap();
+        assert_eq!(home, None);
+        place_criu_metadata("c1", None, &images);
+        assert_eq!(names(&images), ["inventory.img", "pages-1.img"]);
+
+        // ctr t checkpoint --work-path W: into W, created if need be
+        let mut o = CheckpointOptions::new();
+        o.work_path = root.join("work/here").display().to_string();
+        let mut ctr = with_options(&o);
+        ctr.id = "c1".into();
+        images_with_metadata(&images);
+        let home = criu_metadata_home(&ctr, None).unwrap();
+        place_criu_metadata("c1", home.as_deref(), &images);
+        assert_eq!(names(&root.join("work/here")), ["dump.log", "stats-dump"]);
+        assert_eq!(names(&images), ["inventory.img", "pages-1.img"]);
+
+        o.work_path = "relative/dir".into();
+        let e = criu_metadata_home(&with_options(&o), None).unwrap_err();
+        assert!(e.to_string().contains("relative/dir"), "{e}");
     }
 }
