@@ -1,7 +1,8 @@
 # kata-cr: build, test, install.
 #   make demo     set up the local test bed and run a live checkpoint -> restore through kata-cr
 #   make test     every test: format, lints, unit tests, end-to-end suites in the test bed,
-#                 the Kata side in a real VM (make vm-test)
+#                 the real kubelet A/B (make kubelet-test), the Kata side in a real VM
+#                 (make vm-test)
 #   make bench    benchmarks (figures against vanilla runc, measured in the same run)
 #   make install  binaries and configs onto this host (DESTDIR/PREFIX honoured)
 #   make guest-image ROOTFS_DIR=DIR | GUEST_IMAGE=FILE | GUEST_INITRD=FILE [CRIU_DEBS=DIR]
@@ -18,7 +19,7 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 TESTBED  := integration/testbed
 
-.PHONY: all build deps fmt-check clippy unit harness-test e2e vm-test install-test test bench demo install clean guest-image guest-overlay-test
+.PHONY: all build deps fmt-check clippy unit harness-test e2e kubelet-test vm-test install-test test bench demo install clean guest-image guest-overlay-test
 
 all: build
 
@@ -48,7 +49,12 @@ harness-test:
 e2e: build
 	$(TESTBED) run -- integration/suites/run-all
 
-test: deps fmt-check clippy unit harness-test guest-overlay-test install-test e2e vm-test
+test: deps fmt-check clippy unit harness-test guest-overlay-test install-test e2e kubelet-test vm-test
+
+# The real kubelet (../shared/kubernetes/kubelet or on PATH), standalone in the test bed,
+# A/B runc vs kata-cr; without a kubelet it says SKIPPED (integration/kubelet/run).
+kubelet-test: build
+	integration/kubelet/run
 
 # make install into a scratch DESTDIR: what lands where, and a second run
 # keeps an operator's edited config.
