@@ -32,6 +32,10 @@ COUNTER='i=0; trap "exit 0" TERM; while :; do i=$((i+1)); echo $i > /tmp/c; slee
 # counter: runc dumps the whole container; kata-cr dumps only the command's tree.
 DAEMON="(setsid sleep 100000 &); $COUNTER"
 export CONTAINERD_NAMESPACE=k8s.io
+# crictl gives each call 2 s by default (as crictl 1.36); stopping and removing pods
+# can take longer here: 120 s, as an operator's /etc/crictl.yaml would give it
+printf 'timeout: 120\n' >"$W/crictl.yaml"
+export CRI_CONFIG_FILE=$W/crictl.yaml
 FAILED=""   # the first failed step: later steps that need it are not run
 
 say() { printf '[kubelet-e2e %s] %s\n' "$RT" "$*" >&2; }

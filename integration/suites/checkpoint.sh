@@ -160,32 +160,39 @@ scn_archive_shape() {
   pod=$(must crictl runp --runtime "$(rt_cri)" "$d/pod.$RT.json") || exit 1
   track_pod "$pod"
   c=$(must crictl create "$pod" "$d/c.$RT.json" "$d/pod.$RT.json") || exit 1
-  must crictl start "$c" >/dev/null || exit 1
-  wait_cri_state "$c" CONTAINER_RUNNING; sleep 0.6
+  must crictl start "$c" >/dev/null
+  wait_cri_state "$c" CONTAINER_RUNNING
+  poll 15 cri_counter_above "$c" 0 || fail "the counter never started"
   tar=$d/ck-$RT.tar
-  must crictl checkpoint --export="$tar" "$c" >/dev/null || exit 1
+  must crictl checkpoint --export="$tar" "$c" >/dev/null
+  local entries keys
+  entries=$(tar -tf "$tar") || fail "cannot list $tar"
   echo "CRI archive:"
-  tar -tf "$tar" | norm_entries | sed 's/^/  /'
+  norm_entries <<<"$entries" | sed 's/^/  /'
   for f in config.dump spec.dump status.dump status; do
-    echo "$f keys: $(tar -xOf "$tar" "$f" | json_keys)"
+    keys=$(tar -xOf "$tar" "$f" | json_keys)
+    [ -n "$keys" ] || fail "no $f (or not JSON) in the archive"
+    echo "$f keys: $keys"
   done
   out=$(must checkpointctl show "$tar") || exit 1
   echo "checkpointctl show: $(grep -c "${c:0:12}" <<<"$out") row for the container"
   out=$(must checkpointctl inspect --stats "$tar") || exit 1
   echo "checkpointctl inspect --stats: $(grep -oiE '(freezing|frozen|memdump|memwrite) time|pages (scanned|written)' <<<"$out" | sort -u | tr '\n' ',')"
   # checkpointctl counts everything under checkpoint/ as the checkpoint's size
-  expect_eq "criu's log and statistics among the images" "" "$(tar -tf "$tar" | norm_entries | grep -E '^checkpoint/(dump\.log|stats-dump)$')"
-  must crictl rmp -f "$pod" >/dev/null || exit 1
+  expect_eq "criu's log and statistics among the images" "" "$(norm_entries <<<"$entries" | grep -E '^checkpoint/(dump\.log|stats-dump)$')"
+  must crictl rmp -f "$pod" >/dev/null
   id=$(uid ctrck); ref=localhost/ctrck-$id:1
-  c_run_d "$id" sh -c "$COUNTER" || exit 1
-  wait_status "$id" RUNNING; sleep 0.6
-  must ctr c checkpoint --task "$id" "$ref" >/dev/null || exit 1
+  c_run_d "$id" sh -c "$COUNTER"
+  wait_status "$id" RUNNING
+  wait_counting "$id"
+  must ctr c checkpoint --task "$id" "$ref" >/dev/null
   # The one designed difference (README): a network namespace of the container's own
   # that no path names is external to kata-cr's dump (the restored workload joins the
   # new container's), so its image marks it (netns-N.img); runc's has none there.
   echo "ctr c checkpoint image, criu tar:"
-  criu_blob_files "$ref" | norm_entries | grep -vx 'netns-N\.img' | sed 's/^/  /'
-  ctr images rm "$ref" >/dev/null 2>&1
+  local files; files=$(criu_blob_files "$ref") || exit 1
+  norm_entries <<<"$files" | grep -vx 'netns-N\.img' | sed 's/^/  /'
+  must ctr images rm "$ref" >/dev/null
 }
 t_archive_shape() { run_both scn_archive_shape; }
 
