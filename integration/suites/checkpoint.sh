@@ -41,9 +41,20 @@ criu_blob_files() { # list the files of the criu tar of checkpoint image REF
   files=$(ctr content get "$dg" | tar -tf -) || fail "cannot list the criu tar $dg of $1"
   sed 's#^\./##' <<<"$files" | grep . | sort
 }
+# The bed's agent, stopped and started again as the bed started it (its arguments,
+# e.g. its --restore-timeout, saved by stop_agent): later suites rely on them.
+stop_agent() {
+  local pid; pid=$(pgrep -x kata-cr-agent) || fail "no kata-cr-agent running"
+  must cp "/proc/$pid/cmdline" "$E2E_CASE_DIR/agent.cmdline"
+  must kill "$pid"
+  wait_for 5 eval '! pgrep -x kata-cr-agent >/dev/null'
+}
 restart_agent() {
   pgrep -x kata-cr-agent >/dev/null && return 0
-  setsid kata-cr-agent --listen "unix://$AGENT_SOCK" </dev/null >>"${KATA_CR_BED_LOG_DIR:-/tmp}/kata-cr-agent.log" 2>&1 &
+  local argv=()
+  mapfile -d '' argv <"$E2E_CASE_DIR/agent.cmdline"
+  [ "${#argv[@]}" -gt 0 ] || argv=(kata-cr-agent --listen "unix://$AGENT_SOCK")
+  setsid "${argv[@]}" </dev/null >>"${KATA_CR_BED_LOG_DIR:-/tmp}/kata-cr-agent.log" 2>&1 &
   poll 10 test -S "$AGENT_SOCK" || fail "kata-cr-agent did not come back"
 }
 
@@ -224,8 +235,7 @@ t_agent_unreachable() {
   wait_counting "$id"
   # the agent comes back whatever happens (the case's own cleanup still runs)
   trap 'restart_agent; e2e_cleanup' EXIT
-  must pkill -x kata-cr-agent
-  wait_for 5 eval '! pgrep -x kata-cr-agent >/dev/null'
+  stop_agent
   if out=$(ctr t checkpoint --image-path "$E2E_CASE_DIR/img" "$id" 2>&1); then
     fail "checkpoint succeeded without an agent"
   fi
@@ -274,9 +284,10 @@ t_concurrent_checkpoints() {
   info "first: exit $r1 $(head -c 300 "$E2E_CASE_DIR/a.out"); second: exit $r2 $(head -c 300 "$E2E_CASE_DIR/b.out")"
   [ "$r1" = 0 ] || [ "$r2" = 0 ] || fail "neither checkpoint succeeded"
   if [ "$r1" != 0 ] || [ "$r2" != 0 ]; then
-    # refused by kata-cr (another operation in progress) or, before it, by ctr's
-    # pause of the task the other checkpoint paused
-    grep -qE "already in progress|cannot pause a paused container" "$E2E_CASE_DIR/a.out" "$E2E_CASE_DIR/b.out" \
+    # refused by kata-cr (ABORTED: the container is already checkpointing) or, before
+    # it, by ctr's pause of the task the other checkpoint paused
+    grep -qE "aborted: .*(already in progress|invalid state transition from checkpointing)|cannot pause a paused container" \
+      "$E2E_CASE_DIR/a.out" "$E2E_CASE_DIR/b.out" \
       || fail "the refused one does not say why: $(cat "$E2E_CASE_DIR/a.out" "$E2E_CASE_DIR/b.out")"
   fi
   poll 5 _status_is "$id" RUNNING || fail "status $(c_status "$id") after concurrent checkpoints"
