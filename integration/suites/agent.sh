@@ -18,7 +18,8 @@
 SOCK=/run/kata-cr/agent.sock
 TASKS=/run/containerd/io.containerd.runtime.v2.task/$CTR_NS
 INIT_BIN=/usr/local/bin/kata-cr-init
-LOOP='trap "exit 42" TERM; i=0; while :; do i=$((i+1)); echo $i > /tmp/c; echo $i > /dev/shm/c; sleep 0.2; done'
+# (written by rename, so that a reader never sees a half-written, empty file)
+LOOP='trap "exit 42" TERM; i=0; while :; do i=$((i+1)); echo $i > /tmp/c.n; mv /tmp/c.n /tmp/c; echo $i > /dev/shm/c.n; mv /dev/shm/c.n /dev/shm/c; sleep 0.2; done'
 
 ctl() { kata-cr-agent ctl --addr "${CTL_ADDR:-unix://$SOCK}" "$@"; }
 freezer_state() { cat "/sys/fs/cgroup/freezer/$CTR_NS/$1/freezer.state"; }
