@@ -155,3 +155,51 @@ async fn rpc(o: RpcOpts) -> Result<(), String> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments() {
+        let cli = Cli::try_parse_from([
+            "kata-cr-bench",
+            "rpc",
+            "--direct",
+            "unix:///a",
+            "--direct-version",
+            "2",
+            "--proxied",
+            "unix:///b",
+            "--id",
+            "c1",
+            "-n",
+            "5",
+        ])
+        .unwrap();
+        let Command::Rpc(o) = cli.command else {
+            panic!("not rpc")
+        };
+        assert_eq!((o.direct_version, o.n, o.id.as_str()), (2, 5, "c1"));
+        assert!(Cli::try_parse_from([
+            "kata-cr-bench",
+            "rpc",
+            "--direct",
+            "a",
+            "--proxied",
+            "b",
+            "--id",
+            "c",
+            "-n",
+            "0"
+        ])
+        .is_err());
+        assert!(Cli::try_parse_from(["kata-cr-bench", "rpc", "--direct", "a"]).is_err());
+        assert!(matches!(
+            Cli::try_parse_from(["kata-cr-bench", "hog", "256"])
+                .unwrap()
+                .command,
+            Command::Hog { mib: 256 }
+        ));
+    }
+}
