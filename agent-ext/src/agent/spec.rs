@@ -85,12 +85,18 @@ mod tests {
 /// One line of `/proc/<pid>/mountinfo` that matters here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountInfo {
+    /// Mount id.
+    pub id: u32,
+    /// Parent's mount id.
+    pub parent: u32,
     /// `major:minor` of the mounted filesystem.
     pub dev: String,
     /// The mount's root within its filesystem.
     pub root: PathBuf,
     /// Where it is mounted (relative to the process's root).
     pub mountpoint: PathBuf,
+    /// Per-mount options (`rw,nosuid,...`).
+    pub options: String,
     pub fstype: String,
 }
 
@@ -101,9 +107,12 @@ pub fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
             let f: Vec<&str> = left.split(' ').collect();
             let fstype = right.split(' ').next()?;
             Some(MountInfo {
+                id: f.first()?.parse().ok()?,
+                parent: f.get(1)?.parse().ok()?,
                 dev: f.get(2)?.to_string(),
                 root: PathBuf::from(unescape(f.get(3)?)),
                 mountpoint: PathBuf::from(unescape(f.get(4)?)),
+                options: f.get(5)?.to_string(),
                 fstype: fstype.to_string(),
             })
         })
