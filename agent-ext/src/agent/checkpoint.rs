@@ -1,31 +1,44 @@
-//! `Checkpoint`: dump a container's workload into
-//! `<rootfs>/.kata-cr/<image_dir>/`.
+//! `Checkpoint`: dump a container's workload into a private directory of
+//! its rootfs (`<rootfs>/.kata-cr-<random>`, see [`super::images`]).
 //!
 //! Only the workload subtree is dumped (the init stays out: it cannot be
 //! restored into an existing pid namespace, and the restoring container
 //! brings its own). The container's pid namespace, its network namespace
-//! when it is not the daemon's, and its root mount are external; uts and
-//! ipc stay out of the image because criu runs inside them. The engine has
-//! normally frozen the container's cgroup before calling: criu then seizes
-//! the frozen tasks (`--freeze-cgroup`) and leaves the cgroup frozen. After
-//! the dump, successful or not, the freezer state is the one found before.
-//! On failure the partial image directory is removed.
+//! when it is not the daemon's, its root mount, the runtime's bind mounts
+//! and its cgroup mounts are external; uts and ipc stay out of the image
+//! because criu runs inside them. The engine has normally frozen the
+//! container's cgroup before calling: criu then seizes the frozen tasks
+//! (`--freeze-cgroup`) and leaves the cgroup frozen.
+//!
+//! A dump has a time limit ([`super::restore::criu_limit`] of the daemon's
+//! `--dump-timeout` and the caller's deadline) and criu writes no file
+//! larger than `--max-image-file-bytes`. After the dump, successful or
+//! not, killed or not, the freezer state is the one found before and the
+//! workload runs on (criu's `--leave-running`, or killed by criu only
+//! after a successful dump when the caller asked for that). On failure the
+//! image directory is removed; on success it is recorded as handed over
+//! until the proxy has moved the files out and calls `ReleaseImages`.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::cgroup::{self, Freezer, State};
 use super::container::{self, Container};
 use super::criu::{self, ChildSetup, DumpArgs};
 use super::error::{Error, Result};
 use super::images::{self, ImageDir};
+use super::limits;
+use super::restore::criu_limit;
 use super::spec;
+use super::workdir::Op;
 use super::Daemon;
 use crate::api::{CheckpointRequest, CheckpointResponse};
 
 /// Name of criu's log in the operation's work directory.
 pub const LOG_NAME: &str = "dump.log";
+/// Default limit of a criu dump (`kata-cr-agent --dump-timeout`).
+pub const DEFAULT_CRIU_LIMIT: Duration = Duration::from_secs(120);
 
 /// Checks the request fields that need no system access.
 pub fn validate(req: &CheckpointRequest) -> Result<()> {
@@ -38,11 +51,23 @@ pub fn validate(req: &CheckpointRequest) -> Result<()> {
             req.rootfs
         )));
     }
-    images::validate_name(&req.image_dir)
+    if !req.image_dir.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "image_dir {:?}: since API 3 kata-cr-agent names the image directory itself \
+             (CheckpointResponse.image_dir); leave it empty",
+            req.image_dir
+        )));
+    }
+    Ok(())
 }
 
-/// Performs a checkpoint (see the module documentation).
-pub async fn checkpoint(daemon: &Daemon, req: CheckpointRequest) -> Result<CheckpointResponse> {
+/// Performs a checkpoint (see the module documentation). `rpc_timeout`:
+/// the caller's deadline, if it sent one.
+pub async fn checkpoint(
+    daemon: &Daemon,
+    req: CheckpointRequest,
+    rpc_timeout: Option<Duration>,
+) -> Result<CheckpointResponse> {
     let started = Instant::now();
     validate(&req)?;
     let rootfs = PathBuf::from(&req.rootfs);
@@ -53,9 +78,12 @@ pub async fn checkpoint(daemon: &Daemon, req: CheckpointRequest) -> Result<Check
     let proc = daemon.proc_root.as_path();
     let c = container::find(proc, &rootfs)?;
     tracing::info!(id = %req.container_id, init = c.init, workload = c.workload, "checkpoint: found the container");
+    for r in daemon.work.sweep() {
+        tracing::warn!(rootfs = %r.rootfs.display(), name = %r.name, "removed an image directory nobody came for");
+    }
 
-    let op_dir = daemon.work.begin("checkpoint", &req.container_id)?;
-    let log_path = op_dir.join(LOG_NAME);
+    let op = daemon.work.begin("checkpoint", &req.container_id)?;
+    let log_path = op.dir().join(LOG_NAME);
 
     let (external_pidns, external_netns, join) = namespaces(proc, &c)?;
     let freezer = cgroup::freezer_of(proc, c.workload)?;
@@ -65,97 +93,51 @@ pub async fn checkpoint(daemon: &Daemon, req: CheckpointRequest) -> Result<Check
         _ => None,
     };
 
-    let images = ImageDir::create(&rootfs, &req.image_dir)?;
-    let args = DumpArgs {
-        pid: c.workload,
-        images_dir: images::proc_fd_path(images.fd()),
-        work_dir: op_dir.clone(),
-        log_file: log_path.clone(),
-        external_pidns,
-        external_netns,
-        freeze_cgroup,
-        leave_running: req.leave_running,
-        tcp_established: req.tcp_established,
-        file_locks: req.file_locks,
-        ext_unix_sk: req.ext_unix_sk,
-        bind_mounts: spec::bind_mounts(&rootfs)
-            .into_iter()
-            .map(|m| m.destination)
-            .chain(spec::cgroup_mountpoints(proc, c.workload))
-            .collect(),
-    }
-    .args();
-    let shown: Vec<String> = args
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    let command = format!("{} {}", daemon.criu.path().display(), shown.join(" "));
-    tracing::info!(id = %req.container_id, %command, "checkpoint: running criu");
-    // Best effort: the command line beside the log, for whoever reads it.
-    let _ = std::fs::write(op_dir.join("command"), format!("{command}\n"));
-
-    let outcome = daemon
-        .criu
-        .run(
-            &args,
-            ChildSetup {
-                join,
-                keep_fds: vec![images.fd()],
-                ..Default::default()
-            },
-        )
-        .await;
-    let freezer_note = put_back_freezer(freezer.as_ref(), before);
-
-    let outcome = match outcome {
-        Ok(o) => o,
-        Err(e) => {
-            discard(images);
-            return Err(e);
-        }
-    };
-    if !outcome.stderr.trim().is_empty() {
-        let _ = std::fs::write(op_dir.join("criu.stderr"), &outcome.stderr);
-    }
-    if !outcome.status.success() {
-        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        discard(images);
-        let mut msg = criu::failure_message("criu dump", &outcome, &log, &log_path);
-        msg.push_str(&format!(
-            "\n{}",
-            state_note(proc, &c, freezer.as_ref(), &freezer_note)
-        ));
-        tracing::warn!(id = %req.container_id, log = %log_path.display(), "checkpoint failed");
-        return Err(Error::FailedPrecondition(msg));
-    }
-    // runc's image sets carry criu's log and stats (its work dir is the image
-    // dir); CRI moves both to the archive's top level. Keep the same shape.
-    for (name, src) in [
-        (LOG_NAME, log_path.clone()),
-        ("stats-dump", op_dir.join("stats-dump")),
-    ] {
-        if src.exists() {
-            if let Err(e) = images.add_file(name, &src) {
-                discard(images);
-                return Err(e);
-            }
-        }
-    }
-    // Where the workload's stdio pointed (runc keeps the same record): a
-    // restore hands the new container's stdio to criu in their place.
-    let stdio = spec::stdio_of(proc, c.workload);
-    if let Err(e) = images.add_bytes(spec::DESCRIPTORS, stdio.as_bytes()) {
-        discard(images);
+    let images = ImageDir::create_private(&rootfs)?;
+    if let Err(e) = op.record_image_dir(&rootfs, images.name(), false) {
+        discard(&op, images);
         return Err(e);
     }
-    let files = match images.list_files(!req.skip_sync) {
-        Ok(f) => f,
+    let result = dump(
+        daemon,
+        &req,
+        &op,
+        &c,
+        &images,
+        DumpSetup {
+            external_pidns,
+            external_netns,
+            join,
+            freeze_cgroup,
+            limit: criu_limit(daemon.dump_limit, rpc_timeout),
+        },
+    )
+    .await;
+    let freezer_note = put_back_freezer(freezer.as_ref(), before);
+    let files = match result {
+        Ok(files) => files,
         Err(e) => {
-            discard(images);
+            discard(&op, images);
+            let e = match e {
+                Error::FailedPrecondition(mut msg) => {
+                    msg.push_str(&format!(
+                        "\n{}",
+                        state_note(proc, &c, freezer.as_ref(), &freezer_note)
+                    ));
+                    Error::FailedPrecondition(msg)
+                }
+                e => e,
+            };
+            tracing::warn!(id = %req.container_id, log = %log_path.display(), "checkpoint failed");
             return Err(e);
         }
     };
+    if let Err(e) = op.record_image_dir(&rootfs, images.name(), true) {
+        discard(&op, images);
+        return Err(e);
+    }
     let mut resp = CheckpointResponse::new();
+    resp.image_dir = images.name().to_string();
     resp.image_dir_path = images.path().to_string_lossy().into_owned();
     resp.files = files;
     resp.criu_log_path = log_path.to_string_lossy().into_owned();
@@ -168,6 +150,106 @@ pub async fn checkpoint(daemon: &Daemon, req: CheckpointRequest) -> Result<Check
         "checkpoint done"
     );
     Ok(resp)
+}
+
+/// What [`dump`] needs beside the request.
+struct DumpSetup {
+    external_pidns: Option<u64>,
+    external_netns: Option<u64>,
+    join: Vec<File>,
+    freeze_cgroup: Option<PathBuf>,
+    limit: Duration,
+}
+
+/// Runs criu dump into `images` and completes the set; its file names.
+async fn dump(
+    daemon: &Daemon,
+    req: &CheckpointRequest,
+    op: &Op,
+    c: &Container,
+    images: &ImageDir,
+    setup: DumpSetup,
+) -> Result<Vec<String>> {
+    let proc = daemon.proc_root.as_path();
+    let rootfs = Path::new(&req.rootfs);
+    let log_path = op.dir().join(LOG_NAME);
+    let args = DumpArgs {
+        pid: c.workload,
+        images_dir: images::proc_fd_path(images.fd()),
+        work_dir: op.dir().to_path_buf(),
+        log_file: log_path.clone(),
+        external_pidns: setup.external_pidns,
+        external_netns: setup.external_netns,
+        freeze_cgroup: setup.freeze_cgroup,
+        leave_running: req.leave_running,
+        tcp_established: req.tcp_established,
+        file_locks: req.file_locks,
+        ext_unix_sk: req.ext_unix_sk,
+        bind_mounts: spec::bind_mounts(rootfs)
+            .into_iter()
+            .map(|m| m.destination)
+            .chain(spec::cgroup_mountpoints(proc, c.workload))
+            .collect(),
+    }
+    .args();
+    let shown: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let command = format!("{} {}", daemon.criu.path().display(), shown.join(" "));
+    tracing::info!(id = %req.container_id, %command, limit_s = setup.limit.as_secs(), "checkpoint: running criu");
+    // Best effort: the command line beside the log, for whoever reads it.
+    let _ = std::fs::write(op.dir().join("command"), format!("{command}\n"));
+
+    let outcome = daemon
+        .criu
+        .run(
+            &args,
+            ChildSetup {
+                join: setup.join,
+                keep_fds: vec![images.fd()],
+                limit: Some(setup.limit),
+                max_file_size: Some(daemon.limits.file),
+                ..Default::default()
+            },
+        )
+        .await?;
+    if !outcome.stderr.trim().is_empty() {
+        let _ = std::fs::write(op.dir().join("criu.stderr"), &outcome.stderr);
+    }
+    if !outcome.status.success() || outcome.timed_out.is_some() {
+        let log = criu::read_log_tail(&log_path);
+        let mut msg = criu::failure_message("criu dump", &outcome, &log, &log_path);
+        if std::os::unix::process::ExitStatusExt::signal(&outcome.status) == Some(libc::SIGXFSZ) {
+            msg.push_str(&format!(
+                "\ncriu wrote an image file larger than {} (--max-image-file-bytes)",
+                limits::show(daemon.limits.file)
+            ));
+        }
+        return Err(Error::FailedPrecondition(msg));
+    }
+    // runc's image sets carry criu's log and stats (its work dir is the image
+    // dir); CRI moves both to the archive's top level. Keep the same shape.
+    for (name, src) in [
+        (LOG_NAME, log_path.clone()),
+        ("stats-dump", op.dir().join("stats-dump")),
+    ] {
+        if src.exists() {
+            images.add_file(name, &src, daemon.limits.metadata)?;
+        }
+    }
+    // Where the workload's stdio pointed (runc keeps the same record): a
+    // restore hands the new container's stdio to criu in their place.
+    images.add_bytes(
+        spec::DESCRIPTORS,
+        spec::stdio_of(proc, c.workload).as_bytes(),
+    )?;
+    let listing = images.listing()?;
+    daemon.limits.check_set(
+        &format!("the dump of {}", req.container_id),
+        listing.iter().map(|(n, s)| (n.as_str(), *s)),
+    )?;
+    images.list_files(!req.skip_sync)
 }
 
 type Namespaces = (Option<u64>, Option<u64>, Vec<File>);
@@ -236,11 +318,26 @@ fn state_note(proc: &Path, c: &Container, freezer: Option<&Freezer>, freezer_not
     )
 }
 
-/// Removes a failed image directory, logging (not returning) a failure to.
-fn discard(images: ImageDir) {
+/// Removes a failed image directory (and its record), logging (not
+/// returning) a failure to.
+fn discard(op: &Op, images: ImageDir) {
     let path = images.path().to_path_buf();
-    if let Err(e) = images.remove() {
-        tracing::error!(images = %path.display(), error = %e, "cannot remove the partial image directory");
+    match images.remove() {
+        Ok(()) => op.forget_image_dir(),
+        Err(e) => {
+            tracing::error!(images = %path.display(), error = %e, "cannot remove the partial image directory (left to the sweep)")
+        }
+    }
+}
+
+/// Removes the image directory of a checkpoint whose reply nobody was
+/// waiting for any more (the caller's connection went away).
+pub fn abandon(daemon: &Daemon, rootfs: &Path, resp: &CheckpointResponse) {
+    match ImageDir::release(rootfs, &resp.image_dir) {
+        Ok(_) => daemon.work.forget(&resp.image_dir),
+        Err(e) => {
+            tracing::error!(images = %resp.image_dir_path, error = %e, "cannot remove an abandoned image directory (left to the sweep)")
+        }
     }
 }
 
@@ -252,7 +349,6 @@ mod tests {
         let mut r = CheckpointRequest::new();
         r.container_id = "c1".into();
         r.rootfs = "/run/c1/rootfs".into();
-        r.image_dir = "ckpt-1".into();
         r
     }
 
@@ -264,7 +360,7 @@ mod tests {
             ("rootfs", "rel/rootfs"),
             ("rootfs", ""),
             ("image_dir", "../x"),
-            ("image_dir", ""),
+            ("image_dir", "ckpt-1"),
         ] {
             let mut r = req();
             match field {

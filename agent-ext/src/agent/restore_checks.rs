@@ -18,8 +18,9 @@
 //!   overlay or a cgroup hierarchy of the host. The root mount namespace
 //!   must hold the same mounts as the new container's (same mount points,
 //!   same parents, same kind, at least its ro/nosuid/nodev/noexec): masked
-//!   and read-only paths stay so. More mounts than that need
-//!   `CAP_SYS_ADMIN`, as making them in the container would. The root of
+//!   and read-only paths stay so; the spec's external binds may be missing
+//!   or extra (their sources are the container's own). More mounts than
+//!   that need `CAP_SYS_ADMIN`, as making them in the container would. The root of
 //!   the tree is the new container's rootfs (criu's `--root`); tasks with
 //!   mount namespaces of their own are not restored.
 //! - Credentials. Every thread has credentials in its core image (criu
@@ -465,8 +466,19 @@ fn fs_name(code: u32) -> &'static str {
     }
 }
 
-/// The root mount namespace holds the new container's mounts, with their
-/// protections, and more only with `CAP_SYS_ADMIN`.
+/// The root mount namespace holds the new container's own mounts, with
+/// their protections; more only as external mounts the container maps, or
+/// with `CAP_SYS_ADMIN`.
+///
+/// The container's mounts that are not external binds (its proc, sysfs,
+/// /dev, the tmpfs and proc binds that mask or make read-only parts of
+/// /proc and /sys) must come back as they are: same number at each mount
+/// point, same parent, same kind of filesystem, at least the same
+/// ro/nosuid/nodev/noexec. An external bind of the spec (/etc/hosts...) may
+/// be missing from the image or present without the container having it
+/// mounted (a restored CRI container is not always given the same runtime
+/// binds): its source is the container's own either way; when both have
+/// it, the same rules apply.
 fn same_tree(file: &str, list: &[MntEntry], g: &Grants) -> Result<()> {
     let by_id: BTreeMap<u32, &MntEntry> = list.iter().map(|m| (m.mnt_id, m)).collect();
     let parent_mp = |m: &MntEntry| by_id.get(&m.parent_mnt_id).map(|p| norm(&p.mountpoint));
@@ -479,9 +491,10 @@ fn same_tree(file: &str, list: &[MntEntry], g: &Grants) -> Result<()> {
     for m in list {
         have.entry(norm(&m.mountpoint)).or_default().push(m);
     }
+    let is_bind = |mp: &str| mp != "/" && g.external.contains_key(mp);
     for (mp, mine) in &wanted {
         let theirs = have.get(mp).map(Vec::as_slice).unwrap_or_default();
-        if theirs.len() != mine.len() {
+        if theirs.len() != mine.len() && !(is_bind(mp) && theirs.is_empty()) {
             return Err(refuse(format!(
                 "{file}: {} mount(s) at {mp:?}, the container has {}: its mounts (masked and \
                  read-only paths among them) must come back as they are",
@@ -518,16 +531,27 @@ fn same_tree(file: &str, list: &[MntEntry], g: &Grants) -> Result<()> {
             }
         }
     }
-    let extra: Vec<&str> = have
-        .keys()
-        .filter(|mp| !wanted.contains_key(*mp))
-        .copied()
-        .collect();
-    if !extra.is_empty() && !g.may(CAP_SYS_ADMIN) {
-        return Err(refuse(format!(
-            "{file}: mounts the container does not have ({extra:?}): making them needs \
-             CAP_SYS_ADMIN, not granted to the container"
-        )));
+    for (mp, theirs) in &have {
+        if wanted.contains_key(mp) {
+            continue;
+        }
+        // An external bind the container maps but was not given: once,
+        // on its parent as the container's mounts place it.
+        if theirs.iter().all(|m| m.ext_key.is_some()) && is_bind(mp) {
+            if theirs.len() > 1 {
+                return Err(refuse(format!(
+                    "{file}: {} mounts stacked at {mp:?}",
+                    theirs.len()
+                )));
+            }
+            continue;
+        }
+        if !g.may(CAP_SYS_ADMIN) {
+            return Err(refuse(format!(
+                "{file}: a mount the container does not have, at {mp:?}: making it needs \
+                 CAP_SYS_ADMIN, not granted to the container"
+            )));
+        }
     }
     Ok(())
 }
@@ -733,6 +757,31 @@ mod tests {
     }
 
     #[test]
+    fn spec_binds_may_be_missing_on_either_side() {
+        // A restored CRI container is not always given the same runtime
+        // binds as the dumped one (seen: /etc/hostname, /etc/resolv.conf).
+        let (src, mi) = corpus("cri-host-net");
+        let mut g = grants("cri-host-net", &mi);
+        g.mounts
+            .retain(|m| m.mountpoint != "/etc/hostname" && m.mountpoint != "/etc/resolv.conf");
+        judge(&src, &g).unwrap();
+        // ... and the image may lack one the container has.
+        let (mut src, mi) = corpus("cri-host-net");
+        let f = mounts_file(&src);
+        edit(&mut src, &f, magic::MNTS, |m| !at(m, "/etc/hostname"));
+        judge(&src, &grants("cri-host-net", &mi)).unwrap();
+        // But not a mount of the container's own (a mask, /proc...).
+        let (mut src, mi) = corpus("cri-host-net");
+        let f = mounts_file(&src);
+        edit(&mut src, &f, magic::MNTS, |m| !at(m, "/dev/mqueue"));
+        refused(
+            &src,
+            &grants("cri-host-net", &mi),
+            &["0 mount(s) at \"/dev/mqueue\""],
+        );
+    }
+
+    #[test]
     fn host_devices_and_foreign_filesystems_are_refused() {
         for (fstype, dev, what) in [
             (
@@ -827,7 +876,7 @@ mod tests {
             encode_image(magic::MNTS, all.iter().map(Vec::as_slice)),
         );
         let g = grants("ctr", &mi);
-        refused(&src, &g, &["\"/mnt\"", "CAP_SYS_ADMIN"]);
+        refused(&src, &g, &["at \"/mnt\"", "CAP_SYS_ADMIN"]);
         let mut admin = g.clone();
         admin.caps |= 1 << CAP_SYS_ADMIN;
         judge(&src, &admin).unwrap();

@@ -32,13 +32,13 @@ use std::time::Duration;
 
 pub use agent::{
     CapabilitiesRequest, CapabilitiesResponse, CheckpointRequest, CheckpointResponse,
-    RestoreRequest, RestoreResponse,
+    ReleaseImagesRequest, ReleaseImagesResponse, RestoreRequest, RestoreResponse,
 };
 pub use agent_ttrpc::{create_agent, Agent, AgentClient};
 
 /// Revision of `katacr.agent.v1` implemented by this crate (see
 /// `CapabilitiesResponse.api_version`).
-pub const API_VERSION: u32 = 2;
+pub const API_VERSION: u32 = 3;
 
 /// Full ttrpc service name.
 pub const SERVICE: &str = "katacr.agent.v1.Agent";
@@ -51,7 +51,7 @@ pub const DEFAULT_HOST_ADDRESS: &str = "unix:///run/kata-cr/agent.sock";
 
 /// Names of the methods of [`SERVICE`], in proto order (a test checks that
 /// the generated server registers exactly these).
-pub const METHODS: &[&str] = &["Capabilities", "Checkpoint", "Restore"];
+pub const METHODS: &[&str] = &["Capabilities", "Checkpoint", "Restore", "ReleaseImages"];
 
 /// Error of [`connect`].
 #[derive(Debug, thiserror::Error)]
