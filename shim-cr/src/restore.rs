@@ -32,7 +32,14 @@ pub async fn prepare(backend: &AgentBackend, c: &Container, checkpoint: &Path) -
             "restore of container {id}: its rootfs is not an overlay shared with the host, so the image set cannot be staged"
         ))
     })?;
-    let name = format!("restore-{}", crate::checkpoint::random_suffix());
+    // Unpredictable, at the rootfs's root: nothing the image's rootfs diff
+    // planted is in the way, and the agent removes it through its view.
+    let name = format!(
+        "{}{}{}",
+        staging::PRIVATE_PREFIX,
+        crate::checkpoint::random_suffix(),
+        crate::checkpoint::random_suffix()
+    );
     let (src, up, n) = (checkpoint.to_path_buf(), upper.clone(), name.clone());
     let staged = tokio::task::spawn_blocking(move || staging::stage_in(&src, &up, &n))
         .await

@@ -5,13 +5,21 @@
 //! directory fd, only regular files are accepted, and anything else (a
 //! symlink, a fifo, a device, a directory) is refused without being opened.
 //!
-//! Checkpoint: `<upperdir>/.kata-cr/<name>/*` -> `<dest>/*`, flat (CRI
-//! extracts the result with one `os.Create` per entry). Same filesystem:
-//! `renameat2(NOREPLACE)`, O(1) per file whatever its size; otherwise a copy.
+//! Checkpoint: `<upperdir>/<name>/*` -> `<dest>/*`, flat (CRI extracts the
+//! result with one `os.Create` per entry), where `<name>` is the private
+//! `.kata-cr-<hex>` directory kata-cr-agent made for the dump. Same
+//! filesystem: `renameat2(NOREPLACE)`, O(1) per file whatever its size;
+//! otherwise a copy. The emptied directory is the agent's to remove,
+//! through its view of the rootfs (`ReleaseImages`): removing it here,
+//! behind the overlay's back, would leave the container a stale entry.
 //!
-//! Restore: `<checkpoint dir>/*` -> `<upperdir>/.kata-cr/<name>/*`, copied
+//! Restore: `<checkpoint dir>/*` -> `<upperdir>/.kata-cr-<hex>/*`, copied
 //! (the checkpoint stays containerd's), regular files only: the set came from
-//! an image or an archive and is no more trusted than the container.
+//! an image or an archive and is no more trusted than the container. The
+//! agent removes it after the restore, through its view.
+//!
+//! Names without the `.kata-cr-` prefix mean `<upperdir>/.kata-cr/<name>`,
+//! the layout of older agents.
 
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -24,8 +32,17 @@ use nix::unistd::{unlinkat, UnlinkatFlags};
 
 use crate::error::{Error, Result};
 
-/// The directory in the container's rootfs that holds kata-cr's files.
+/// The directory in the container's rootfs that held kata-cr's files
+/// (legacy layout).
 pub const STAGING_DIR: &str = ".kata-cr";
+
+/// Prefix of the private image directories at the root of a rootfs.
+pub const PRIVATE_PREFIX: &str = ".kata-cr-";
+
+/// Whether `name` is a private image directory (at the rootfs's root).
+pub fn is_private(name: &str) -> bool {
+    name.starts_with(PRIVATE_PREFIX)
+}
 
 /// How the files crossed over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +95,7 @@ pub fn validate_name(name: &str) -> Result<()> {
         || name == ".."
         || name.contains('/')
         || name.contains('\0')
+        || name == STAGING_DIR
     {
         return Err(Error::InvalidArgument(format!(
             "bad image set name {name:?}"
@@ -106,6 +124,14 @@ fn entries(dir: &OwnedFd) -> Result<Vec<String>> {
 /// the source set is removed too (a partial image set is worth nothing).
 pub fn stage_out(upper: &Path, name: &str, dest: &Path) -> Result<Staged> {
     validate_name(name)?;
+    if is_private(name) {
+        // The agent removes its directory (see the module documentation).
+        let shown = format!("{}/{name}", upper.display());
+        let upper_fd = open_dir(upper)?;
+        let src = open_subdir(&upper_fd, name, &shown)?;
+        let dest_fd = open_dir(dest)?;
+        return move_files(&src, &dest_fd, &shown, dest);
+    }
     let shown = format!("{}/{STAGING_DIR}/{name}", upper.display());
     let res = (|| {
         let upper_fd = open_dir(upper)?;
@@ -236,13 +262,18 @@ pub fn stage_in(src: &Path, upper: &Path, name: &str) -> Result<Staged> {
     validate_name(name)?;
     let src_fd = open_dir(src)?;
     let upper_fd = open_dir(upper)?;
-    let kcr_shown = format!("{}/{STAGING_DIR}", upper.display());
-    match nix::sys::stat::mkdirat(&upper_fd, STAGING_DIR, Mode::from_bits_truncate(0o755)) {
-        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
-        Err(e) => return Err(Error::io(format!("mkdir {kcr_shown}"), e.into())),
-    }
-    let kcr = open_subdir(&upper_fd, STAGING_DIR, &kcr_shown)?;
-    let shown = format!("{kcr_shown}/{name}");
+    let (kcr, shown) = if is_private(name) {
+        let dup = nix::unistd::dup(&upper_fd).map_err(nix_err("dup".into()))?;
+        (dup, format!("{}/{name}", upper.display()))
+    } else {
+        let kcr_shown = format!("{}/{STAGING_DIR}", upper.display());
+        match nix::sys::stat::mkdirat(&upper_fd, STAGING_DIR, Mode::from_bits_truncate(0o755)) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(Error::io(format!("mkdir {kcr_shown}"), e.into())),
+        }
+        let kcr = open_subdir(&upper_fd, STAGING_DIR, &kcr_shown)?;
+        (kcr, format!("{kcr_shown}/{name}"))
+    };
     nix::sys::stat::mkdirat(&kcr, name, Mode::from_bits_truncate(0o700))
         .map_err(nix_err(format!("mkdir {shown}")))?;
     let res = (|| {
@@ -288,6 +319,9 @@ pub fn stage_in(src: &Path, upper: &Path, name: &str) -> Result<Staged> {
 pub fn remove_set(upper: &Path, name: &str) -> Result<()> {
     validate_name(name)?;
     let upper_fd = open_dir(upper)?;
+    if is_private(name) {
+        return remove_tree(&upper_fd, name, 0);
+    }
     let kcr = match open_subdir(&upper_fd, STAGING_DIR, STAGING_DIR) {
         Ok(fd) => fd,
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
@@ -508,6 +542,33 @@ mod tests {
             1,
             "host dir untouched"
         );
+    }
+
+    #[test]
+    fn private_sets_live_at_the_root_and_their_dir_is_left_to_the_agent() {
+        let t = tempfile::tempdir().unwrap();
+        let (upper, dest, ck) = (
+            t.path().join("upper"),
+            t.path().join("dest"),
+            t.path().join("ck"),
+        );
+        for d in [&dest, &ck] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let name = ".kata-cr-0123456789abcdef0123456789abcdef";
+        std::fs::create_dir_all(upper.join(name)).unwrap();
+        std::fs::write(upper.join(name).join("inventory.img"), b"inv").unwrap();
+        let s = stage_out(&upper, name, &dest).unwrap();
+        assert_eq!(s.files, vec!["inventory.img"]);
+        assert_eq!(std::fs::read_dir(upper.join(name)).unwrap().count(), 0);
+        assert!(!upper.join(STAGING_DIR).exists(), "no .kata-cr made");
+        std::fs::write(ck.join("pstree.img"), b"p").unwrap();
+        let r = ".kata-cr-ffffffffffffffffffffffffffffffff";
+        stage_in(&ck, &upper, r).unwrap();
+        assert!(upper.join(r).join("pstree.img").is_file());
+        assert!(!upper.join(STAGING_DIR).exists());
+        remove_set(&upper, r).unwrap();
+        assert!(!upper.join(r).exists());
     }
 
     #[test]
