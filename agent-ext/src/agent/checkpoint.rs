@@ -10,6 +10,10 @@
 //! container's cgroup before calling: criu then seizes the frozen tasks
 //! (`--freeze-cgroup`) and leaves the cgroup frozen.
 //!
+//! criu runs under the daemon's guard ([`super::guard`]) when the cgroup
+//! was frozen: should the daemon die mid-dump, criu dies and the cgroup is
+//! frozen again, as the engine expects before it resumes the task.
+//!
 //! A dump has a time limit ([`super::restore::criu_limit`] of the daemon's
 //! `--dump-timeout` and the caller's deadline) and criu writes no file
 //! larger than `--max-image-file-bytes`. After the dump, successful or
@@ -110,6 +114,18 @@ pub async fn checkpoint(
             join,
             freeze_cgroup,
             limit: criu_limit(daemon.dump_limit, rpc_timeout),
+            // criu thaws the cgroup while it works: should the daemon die
+            // meanwhile, its guard freezes it again.
+            on_loss: match (&freezer, before) {
+                (Some(f), Some(State::Frozen)) => {
+                    let (file, value) = f.state_file(State::Frozen);
+                    Some(super::guard::OnLoss {
+                        file,
+                        value: value.to_string(),
+                    })
+                }
+                _ => None,
+            },
         },
     )
     .await;
@@ -159,6 +175,7 @@ struct DumpSetup {
     join: Vec<File>,
     freeze_cgroup: Option<PathBuf>,
     limit: Duration,
+    on_loss: Option<super::guard::OnLoss>,
 }
 
 /// Runs criu dump into `images` and completes the set; its file names.
@@ -210,6 +227,7 @@ async fn dump(
                 keep_fds: vec![images.fd()],
                 limit: Some(setup.limit),
                 max_file_size: Some(daemon.limits.file),
+                guard: setup.on_loss,
                 ..Default::default()
             },
         )
@@ -220,7 +238,11 @@ async fn dump(
     if !outcome.status.success() || outcome.timed_out.is_some() {
         let log = criu::read_log_tail(&log_path);
         let mut msg = criu::failure_message("criu dump", &outcome, &log, &log_path);
-        if std::os::unix::process::ExitStatusExt::signal(&outcome.status) == Some(libc::SIGXFSZ) {
+        // Killed by SIGXFSZ, directly or as the guard reports it.
+        let xfsz = std::os::unix::process::ExitStatusExt::signal(&outcome.status)
+            == Some(libc::SIGXFSZ)
+            || outcome.status.code() == Some(128 + libc::SIGXFSZ);
+        if xfsz {
             msg.push_str(&format!(
                 "\ncriu wrote an image file larger than {} (--max-image-file-bytes)",
                 limits::show(daemon.limits.file)

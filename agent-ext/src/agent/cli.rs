@@ -11,7 +11,8 @@
 //! kata-cr-agent ctl [--addr ADDR] release --id ID --rootfs PATH --image-dir NAME
 //! kata-cr-agent ctl [--addr ADDR] restore --id ID --rootfs PATH --image-dir NAME
 //!                   [--tcp-established] [--tcp-close] [--file-locks] [--ext-unix-sk]
-//! kata-cr-agent pidns-exec --pidns-fd N -- PROG [ARG...]   (the daemon's own helper)
+//! kata-cr-agent pidns-exec --pidns-fd N -- PROG [ARG...]   (the daemon's own helpers)
+//! kata-cr-agent criu-guard [--on-loss FILE VALUE] -- PROG [ARG...]
 //! ```
 //! `ADDR` is `unix:///path` or `vsock://CID:PORT` (default
 //! `unix:///run/kata-cr/agent.sock`). `ctl checkpoint` leaves the workload
@@ -42,6 +43,13 @@ pub enum Mode {
     },
     /// Print usage.
     Help,
+    /// The daemon's helper that runs criu dump ([`super::guard`]).
+    Guard {
+        /// What to write where if the daemon dies first.
+        on_loss: Option<super::guard::OnLoss>,
+        /// Program and arguments.
+        argv: Vec<String>,
+    },
     /// The daemon's helper that runs criu restore in a pid namespace
     /// ([`super::pidns`]).
     PidnsExec {
@@ -144,6 +152,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Mode, String> {
         args.next();
         return parse_pidns_exec(args);
     }
+    if args.peek().map(String::as_str) == Some("criu-guard") {
+        args.next();
+        return parse_guard(args);
+    }
     let mut config = Config::default();
     let mut listen = listen::parse(api::DEFAULT_HOST_ADDRESS)?;
     while let Some(arg) = args.next() {
@@ -167,6 +179,29 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Mode, String> {
         }
     }
     Ok(Mode::Serve { config, listen })
+}
+
+fn parse_guard(mut args: impl Iterator<Item = String>) -> Result<Mode, String> {
+    let mut on_loss = None;
+    loop {
+        match args.next().as_deref() {
+            Some("--on-loss") => {
+                let file = value(&mut args, "--on-loss")?;
+                let value = value(&mut args, "--on-loss")?;
+                on_loss = Some(super::guard::OnLoss {
+                    file: PathBuf::from(file),
+                    value,
+                });
+            }
+            Some("--") => break,
+            _ => return Err("criu-guard needs [--on-loss FILE VALUE] -- PROG".into()),
+        }
+    }
+    let argv: Vec<String> = args.collect();
+    if argv.is_empty() {
+        return Err("criu-guard needs a program".into());
+    }
+    Ok(Mode::Guard { on_loss, argv })
 }
 
 fn parse_pidns_exec(mut args: impl Iterator<Item = String>) -> Result<Mode, String> {
@@ -357,6 +392,30 @@ mod tests {
         assert!(p("--restore-timeout x").is_err());
         assert!(p("--dump-timeout 0").is_err());
         assert!(p("--max-image-files -1").is_err());
+    }
+
+    #[test]
+    fn criu_guard_helper() {
+        assert_eq!(
+            p("criu-guard --on-loss /f FROZEN -- criu dump").unwrap(),
+            Mode::Guard {
+                on_loss: Some(crate::agent::guard::OnLoss {
+                    file: "/f".into(),
+                    value: "FROZEN".into()
+                }),
+                argv: vec!["criu".into(), "dump".into()]
+            }
+        );
+        assert_eq!(
+            p("criu-guard -- criu").unwrap(),
+            Mode::Guard {
+                on_loss: None,
+                argv: vec!["criu".into()]
+            }
+        );
+        assert!(p("criu-guard --").is_err());
+        assert!(p("criu-guard --on-loss /f").is_err());
+        assert!(p("criu-guard criu").is_err());
     }
 
     #[test]

@@ -424,6 +424,9 @@ pub struct ChildSetup<'a> {
     /// `RLIMIT_FSIZE` of the child: no file criu writes grows past it
     /// (criu gets `SIGXFSZ`).
     pub max_file_size: Option<u64>,
+    /// Run criu under the daemon's guard ([`super::guard`]), which does
+    /// this if the daemon dies before criu ends.
+    pub guard: Option<super::guard::OnLoss>,
 }
 
 impl Criu {
@@ -440,10 +443,18 @@ impl Criu {
     /// The program and arguments that run criu with `args` under `setup`.
     pub fn command_line(&self, args: &[OsString], setup: &ChildSetup<'_>) -> Result<Vec<OsString>> {
         let mut argv: Vec<OsString> = Vec::new();
+        let helper =
+            || std::env::current_exe().map_err(|e| Error::io("finding the daemon's executable", e));
+        if let Some(on_loss) = &setup.guard {
+            argv.push(helper()?.into());
+            argv.push("criu-guard".into());
+            argv.push("--on-loss".into());
+            argv.push(on_loss.file.clone().into());
+            argv.push(on_loss.value.clone().into());
+            argv.push("--".into());
+        }
         if let Some(fd) = setup.pidns {
-            let helper = std::env::current_exe()
-                .map_err(|e| Error::io("finding the daemon's executable", e))?;
-            argv.push(helper.into());
+            argv.push(helper()?.into());
             argv.push("pidns-exec".into());
             argv.push("--pidns-fd".into());
             argv.push(fd.as_raw_fd().to_string().into());

@@ -26,6 +26,7 @@ pub mod criu_image;
 pub mod criu_messages;
 pub mod error;
 pub mod grants;
+pub mod guard;
 pub mod image_claims;
 pub mod images;
 pub mod limits;

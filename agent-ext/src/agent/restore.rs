@@ -338,6 +338,7 @@ async fn run(
         // criu restore writes no image; the restored tasks' own limits come
         // from the images.
         max_file_size: None,
+        guard: None,
     };
     let shown: Vec<String> = daemon
         .criu
