@@ -3,6 +3,7 @@
 #   make test     every test: format, lints, unit tests, end-to-end suites in the test bed,
 #                 the Kata side in a real VM (make vm-test)
 #   make bench    benchmarks (figures against vanilla runc, measured in the same run)
+#   make fuzz     longer runs of the property tests of untrusted-input parsers (FUZZ_CASES)
 #   make install  binaries and configs onto this host (DESTDIR/PREFIX honoured)
 #   make guest-image ROOTFS_DIR=DIR | GUEST_IMAGE=FILE | GUEST_INITRD=FILE [CRIU_DEBS=DIR]
 #                 criu and kata-cr-agent into a Kata guest (guest-overlay/README.md)
@@ -18,7 +19,7 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 TESTBED  := integration/testbed
 
-.PHONY: all build deps fmt-check clippy unit e2e vm-test install-test test bench demo install clean guest-image guest-overlay-test
+.PHONY: all build deps fmt-check clippy unit fuzz e2e vm-test install-test test bench demo install clean guest-image guest-overlay-test
 
 all: build
 
@@ -35,8 +36,16 @@ clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # As root, also the tests that need it (kata-cr-init as PID 1 of a pid namespace).
+# The property tests of parsers of untrusted input (<crate>/tests/fuzz_*.rs,
+# functions fuzz_*) run here with proptest's default 256 cases each, replaying
+# <crate>/proptest-regressions/ first.
 unit:
 	$(CARGO) test --workspace $(if $(filter 0,$(shell id -u)),-- --include-ignored)
+
+# The same property tests, longer: FUZZ_CASES cases each (about 2 minutes at 20000).
+FUZZ_CASES ?= 20000
+fuzz:
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --workspace --tests fuzz_
 
 e2e: build
 	$(TESTBED) run -- integration/suites/run-all
