@@ -14,10 +14,9 @@ use std::path::{Path, PathBuf};
 
 use super::error::{Error, Result};
 
-/// argv[0] of kata-cr-init inside every kata-cr container: a bind mount in
-/// the container's /dev tmpfs, which no rootfs diff (ctr --rw, CRI's
-/// rootfs-diff.tar) ever carries.
-pub const INIT_PATH: &str = "/dev/.kata-cr-init";
+/// argv[0] of kata-cr-init inside every kata-cr container (the contract
+/// shared with the proxy, which bind-mounts it there).
+pub use crate::api::INIT_PATH;
 
 /// A running kata-cr container, as pids in the daemon's pid namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

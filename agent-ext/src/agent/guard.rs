@@ -94,12 +94,7 @@ fn run(on_loss: Option<&OnLoss>, argv: &[String]) -> Result<i32, String> {
             },
             _ => {
                 let _ = kill(child, Signal::SIGKILL);
-                loop {
-                    match waitpid(child, None) {
-                        Err(Errno::EINTR) => continue,
-                        _ => break,
-                    }
-                }
+                while let Err(Errno::EINTR) = waitpid(child, None) {}
                 if let Some(l) = on_loss {
                     if let Err(e) = std::fs::write(&l.file, &l.value) {
                         let _ = writeln!(
