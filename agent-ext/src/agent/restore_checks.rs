@@ -32,10 +32,11 @@
 //!   loading; the audit login uid is the container's.
 //! - Namespaces. The root task gets a new mount namespace, the container's
 //!   pid namespace (external `extpid`) and network namespace (external
-//!   `extnet`, when the container has its own); nothing else (uts and ipc
-//!   are the container's, joined by criu; user and time namespaces are not
-//!   kata-cr's to create). Other tasks may have mount or network
-//!   namespaces of their own only with `CAP_SYS_ADMIN`.
+//!   `extnet`, when the container has its own), and the time namespace criu
+//!   makes to keep clocks going; nothing else (uts and ipc are the
+//!   container's, joined by criu; user namespaces are not kata-cr's to
+//!   create). Other tasks may have mount or network namespaces of their own
+//!   only with `CAP_SYS_ADMIN`.
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -192,7 +193,13 @@ fn namespaces(what: &str, c: &Claims, g: &Grants) -> Result<()> {
         }
         (false, false) => {}
     }
-    if let Some(other) = new.iter().find(|k| !matches!(**k, "mnt" | "pid" | "net")) {
+    // A time namespace is criu's own doing: it restores a tree in a new one
+    // to keep its clocks going (with the offsets of timens-*.img), so a
+    // workload restored once is in one at its next dump.
+    if let Some(other) = new
+        .iter()
+        .find(|k| !matches!(**k, "mnt" | "pid" | "net" | "time"))
+    {
         return Err(refuse(format!(
             "{what}: the image asks for a new {other} namespace, which kata-cr never records and \
              the container does not get from criu"
@@ -1049,6 +1056,21 @@ mod tests {
             true
         });
         refused(&src, &grants("ctr", &mi), &["new uts namespace"]);
+        // A time namespace (a workload criu restored once): criu's own.
+        let (mut src, mi) = corpus("ctr");
+        let all: Vec<String> = src
+            .0
+            .keys()
+            .filter(|k| k.starts_with("ids-"))
+            .cloned()
+            .collect();
+        for f in &all {
+            edit(&mut src, f, magic::IDS, |i| {
+                i.set(12, RawValue::Varint(999));
+                true
+            });
+        }
+        judge(&src, &grants("ctr", &mi)).unwrap();
         // A pid namespace that is not the external one.
         let (mut src, mi) = corpus("ctr");
         let pidns = src
