@@ -81,6 +81,21 @@ leftover_processes() {
   pgrep -a -f 'kata-cr-agent pidns-exec'
   true
 }
+kata_criu_pids() { # kata-cr's criu processes themselves (not the agent's helpers)
+  local p
+  for p in $(pgrep -x criu); do
+    tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- "$KATA_CRIU" && echo "$p"
+  done
+  true
+}
+# The state of a task's processes, for a failure message.
+task_procs() { # task_procs ID
+  local pid; pid=$(task_pid "$1")
+  [ -n "$pid" ] || return 0
+  echo "freezer $(freezer_of_pid "$pid"); processes:"
+  ps -eo pid,ppid,stat,wchan:24,args | awk -v p="$pid" 'NR == 1 || $1 == p || $2 == p' | head -20
+  pgrep -a -f -- "$KATA_CRIU"
+}
 # runc's criu (criu swrk) left by a runc restore that never finished: killed, named.
 kill_runc_criu() {
   local p left=""
@@ -274,10 +289,11 @@ t_agent_killed_mid_dump() {
   wait_status "$id" RUNNING
   wait_for 60 counting "$id" || fail "not counting before the checkpoint"
   local before; before=$(counter "$id")
-  ctr t checkpoint --image-path "$E2E_CASE_DIR/img" "$id" >"$E2E_CASE_DIR/ck.out" 2>&1 & ck=$!
-  wait_for 20 pgrep -f -- "$KATA_CRIU" || fail "criu never started"
+  timeout 90 ctr t checkpoint --image-path "$E2E_CASE_DIR/img" "$id" >"$E2E_CASE_DIR/ck.out" 2>&1 & ck=$!
+  wait_for 20 eval '[ -n "$(kata_criu_pids)" ]' || fail "criu never started"
   kill -KILL "$(agent_pid)"
   wait "$ck"; rc=$?
+  [ "$rc" != 124 ] || fail "ctr t checkpoint did not return within 90s; $(task_procs "$id")"
   [ "$rc" != 0 ] || fail "the checkpoint succeeded although the agent was killed"
   info "checkpoint: exit $rc: $(head -c 300 "$E2E_CASE_DIR/ck.out" | tr '\n' ' ')"
   wait_for 10 eval '[ -z "$(pgrep -f -- "$KATA_CRIU")" ]' || fail "criu outlived kata-cr-agent: $(pgrep -a -f -- "$KATA_CRIU")"
@@ -324,10 +340,11 @@ t_criu_stopped_mid_dump() {
   wait_for 60 counting "$id" || fail "not counting before the checkpoint"
   local before; before=$(counter "$id")
   t0=$SECONDS
-  ctr t checkpoint --image-path "$E2E_CASE_DIR/img" "$id" >"$E2E_CASE_DIR/ck.out" 2>&1 & ck=$!
-  wait_for 20 pgrep -f -- "$KATA_CRIU" || fail "criu never started"
-  kill -STOP $(pgrep -f -- "$KATA_CRIU")
+  timeout 90 ctr t checkpoint --image-path "$E2E_CASE_DIR/img" "$id" >"$E2E_CASE_DIR/ck.out" 2>&1 & ck=$!
+  wait_for 20 eval '[ -n "$(kata_criu_pids)" ]' || fail "criu never started"
+  kill -STOP $(kata_criu_pids)
   wait "$ck"; rc=$?
+  [ "$rc" != 124 ] || fail "ctr t checkpoint did not return within 90s; $(task_procs "$id")"
   took=$((SECONDS - t0))
   [ "$rc" != 0 ] || fail "the checkpoint succeeded with criu stopped"
   info "checkpoint: exit $rc after ${took}s: $(head -c 300 "$E2E_CASE_DIR/ck.out" | tr '\n' ' ')"
