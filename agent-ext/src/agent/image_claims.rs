@@ -185,8 +185,15 @@ pub fn read(src: &dyn Source, limits: &Limits) -> Result<Claims> {
         }
         for tid in tids {
             let name = format!("core-{tid}.img");
-            let core = read_one(src, &name, magic::CORE, limits, Core::decode)?
-                .ok_or_else(|| Error::InvalidArgument(format!("{what}: {name} is missing")))?;
+            let core =
+                read_one(src, &name, magic::CORE, limits, Core::decode)?.ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "{what}: {name} is missing (pstree.img lists thread {tid} of task {} \
+                     among {} task(s))",
+                        t.pid,
+                        tasks.len()
+                    ))
+                })?;
             claims.threads.push(Thread {
                 pid: t.pid,
                 tid,

@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{BufReader, Read as _};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
-use std::os::fd::AsRawFd as _;
+use std::os::fd::AsFd as _;
 
 use super::criu_image::{fields, magic, repeated_varints, EntryReader, Value};
 use super::error::{Error, Result};
@@ -79,19 +79,14 @@ pub fn unbindable(netns: Option<&File>, conns: &[Connection]) -> Result<Vec<IpAd
     if addrs.is_empty() {
         return Ok(Vec::new());
     }
-    let ns = netns.map(|f| f.as_raw_fd());
+    let ns = netns.map(|f| f.as_fd());
     // setns(CLONE_NEWNET) changes the calling thread only: a thread of its
     // own keeps the daemon's runtime threads in the daemon's namespace.
     std::thread::scope(|s| {
         s.spawn(move || -> Result<Vec<IpAddr>> {
             if let Some(fd) = ns {
-                // SAFETY: plain syscall on a descriptor the caller keeps open.
-                if unsafe { libc::setns(fd, libc::CLONE_NEWNET) } != 0 {
-                    return Err(Error::io(
-                        "joining the container's network namespace",
-                        std::io::Error::last_os_error(),
-                    ));
-                }
+                nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| Error::io("joining the container's network namespace", e))?;
             }
             Ok(addrs
                 .into_iter()
