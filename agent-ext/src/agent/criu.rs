@@ -610,6 +610,11 @@ mod tests {
     }
 
     #[test]
+    fn never_auto_at_dump() {
+        assert!(!base().args().iter().any(|x| x == "auto"));
+    }
+
+    #[test]
     fn restore_args_mirror_the_dump() {
         let a = RestoreArgs {
             images_dir: "/proc/self/fd/9".into(),

@@ -14,8 +14,10 @@ pub struct BindMount {
     pub source: PathBuf,
 }
 
-/// The spec's bind mounts; none when the spec cannot be read (criu's
-/// `--ext-mount-map auto` then handles them as before).
+/// The spec's bind mounts; none when the spec cannot be read: a dump then
+/// fails on criu's "unreachable mount" error, and a restore refuses every
+/// bind the image records (kata-cr maps external mounts only from the spec,
+/// see [`super::restore_checks`]).
 pub fn bind_mounts(rootfs: &Path) -> Vec<BindMount> {
     let Some(path) = rootfs.parent().map(|b| b.join("config.json")) else {
         return Vec::new();
