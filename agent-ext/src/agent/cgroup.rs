@@ -54,6 +54,16 @@ impl Freezer {
         })
     }
 
+    /// Whether a v1 freezer is still on its way to frozen (`FREEZING`).
+    pub fn freezing(&self) -> bool {
+        match self {
+            Freezer::V1(d) => {
+                fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FREEZING")
+            }
+            Freezer::V2(_) => false,
+        }
+    }
+
     /// Sets the state (used only to put back the state seen before an
     /// operation if criu left another one).
     pub fn set_state(&self, state: State) -> Result<()> {

@@ -14,6 +14,11 @@
 //! was frozen: should the daemon die mid-dump, criu dies and the cgroup is
 //! frozen again, as the engine expects before it resumes the task.
 //!
+//! A shell that spawns commands is now and then frozen by the engine's
+//! pause between vfork and exec, which criu cannot dump ("Unseizable
+//! non-zombie ... state D"); the dump is then tried again (up to
+//! [`DUMP_ATTEMPTS`] times) after letting the cgroup run a moment.
+//!
 //! A dump has a time limit ([`super::restore::criu_limit`] of the daemon's
 //! `--dump-timeout` and the caller's deadline) and criu writes no file
 //! larger than `--max-image-file-bytes`. After the dump, successful or
@@ -89,51 +94,34 @@ pub async fn checkpoint(
     let op = daemon.work.begin("checkpoint", &req.container_id)?;
     let log_path = op.dir().join(LOG_NAME);
 
-    let (external_pidns, external_netns, join) = namespaces(proc, &c)?;
     let freezer = cgroup::freezer_of(proc, c.workload)?;
     let before = freezer.as_ref().map(Freezer::state).transpose()?;
-    let freeze_cgroup = match (&freezer, before) {
-        (Some(f), Some(State::Frozen)) => Some(f.dir().to_path_buf()),
+    let frozen = match (&freezer, before) {
+        (Some(f), Some(State::Frozen)) => Some(f),
         _ => None,
     };
-
-    let images = ImageDir::create_private(&rootfs)?;
-    if let Err(e) = op.record_image_dir(&rootfs, images.name(), false) {
-        discard(&op, images);
-        return Err(e);
-    }
-    let result = dump(
-        daemon,
-        &req,
-        &op,
-        &c,
-        &images,
-        DumpSetup {
-            external_pidns,
-            external_netns,
-            join,
-            freeze_cgroup,
-            limit: criu_limit(daemon.dump_limit, rpc_timeout),
-            // criu thaws the cgroup while it works: should the daemon die
-            // meanwhile, its guard freezes it again.
-            on_loss: match (&freezer, before) {
-                (Some(f), Some(State::Frozen)) => {
-                    let (file, value) = f.state_file(State::Frozen);
-                    Some(super::guard::OnLoss {
-                        file,
-                        value: value.to_string(),
-                    })
+    let limit = criu_limit(daemon.dump_limit, rpc_timeout);
+    let deadline = Instant::now() + limit;
+    let mut attempt = 1;
+    let result = loop {
+        let r = attempt_dump(daemon, &req, &op, &c, frozen, deadline).await;
+        match r {
+            Err(Error::FailedPrecondition(msg))
+                if attempt < DUMP_ATTEMPTS && frozen.is_some() && caught_in_vfork(&msg) =>
+            {
+                tracing::warn!(id = %req.container_id, attempt, "checkpoint: the engine froze a task between vfork and exec; letting it run a moment and dumping again");
+                if let Some(f) = frozen {
+                    refreeze(f).await;
                 }
-                _ => None,
-            },
-        },
-    )
-    .await;
+                attempt += 1;
+            }
+            r => break r,
+        }
+    };
     let freezer_note = put_back_freezer(freezer.as_ref(), before);
-    let files = match result {
-        Ok(files) => files,
+    let (images, files) = match result {
+        Ok(done) => done,
         Err(e) => {
-            discard(&op, images);
             let e = match e {
                 Error::FailedPrecondition(mut msg) => {
                     msg.push_str(&format!(
@@ -166,6 +154,76 @@ pub async fn checkpoint(
         "checkpoint done"
     );
     Ok(resp)
+}
+
+/// How many times a dump is tried when criu meets a task frozen in vfork.
+const DUMP_ATTEMPTS: u32 = 3;
+
+/// Whether criu failed because a task of the frozen cgroup sat between
+/// vfork and exec: the parent waits uninterruptibly for a child criu has
+/// seized, and criu gives up on it ("Unseizable non-zombie ... state D").
+/// A race with the engine's pause (a shell that spawns commands loses it
+/// now and then, under runc as under kata-cr): letting the cgroup run a
+/// moment and freezing it again moves the task past it.
+pub fn caught_in_vfork(message: &str) -> bool {
+    message.contains("Unseizable non-zombie") && message.contains("state D")
+}
+
+/// Thaws `f` for a moment and freezes it again (waits until it is).
+async fn refreeze(f: &Freezer) {
+    let _ = f.set_state(State::Thawed);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let _ = f.set_state(State::Frozen);
+    for _ in 0..200 {
+        if matches!(f.state(), Ok(State::Frozen)) && !f.freezing() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// One dump into a new image directory: on failure the directory is gone.
+async fn attempt_dump(
+    daemon: &Daemon,
+    req: &CheckpointRequest,
+    op: &Op,
+    c: &Container,
+    frozen: Option<&Freezer>,
+    deadline: Instant,
+) -> Result<(ImageDir, Vec<String>)> {
+    let proc = daemon.proc_root.as_path();
+    let rootfs = Path::new(&req.rootfs);
+    let (external_pidns, external_netns, join) = namespaces(proc, c)?;
+    let images = ImageDir::create_private(rootfs)?;
+    if let Err(e) = op.record_image_dir(rootfs, images.name(), false) {
+        discard(op, images);
+        return Err(e);
+    }
+    let setup = DumpSetup {
+        external_pidns,
+        external_netns,
+        join,
+        freeze_cgroup: frozen.map(|f| f.dir().to_path_buf()),
+        limit: deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(1)),
+        // criu thaws the cgroup while it works: should the daemon die
+        // meanwhile, its guard freezes it again.
+        on_loss: frozen.map(|f| {
+            let (file, value) = f.state_file(State::Frozen);
+            super::guard::OnLoss {
+                file,
+                value: value.to_string(),
+            }
+        }),
+    };
+    match dump(daemon, req, op, c, &images, setup).await {
+        Ok(files) => Ok((images, files)),
+        Err(e) => {
+            discard(op, images);
+            Err(e)
+        }
+    }
 }
 
 /// What [`dump`] needs beside the request.
@@ -372,6 +430,16 @@ mod tests {
         r.container_id = "c1".into();
         r.rootfs = "/run/c1/rootfs".into();
         r
+    }
+
+    #[test]
+    fn a_task_caught_in_vfork_is_recognised_from_criu_s_log() {
+        let log = "(10.002203) Error (criu/cr-dump.c:1655): Timeout reached. Try to interrupt: 0\n\
+                   (10.002324) Error (compel/src/lib/infect.c:262): Unseizable non-zombie 4804 found, state D, err -1/4";
+        assert!(caught_in_vfork(log));
+        assert!(!caught_in_vfork(
+            "Error (criu/sk-inet.c:1): Connected TCP socket"
+        ));
     }
 
     #[test]
