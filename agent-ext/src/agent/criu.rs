@@ -293,7 +293,9 @@ pub fn failure_message(what: &str, outcome: &Outcome, log: &str, log_path: &Path
     let mut msg = match outcome.timed_out {
         Some(limit) => format!(
             "{what} did not finish within {}s and was killed ({}){}",
-            limit.as_secs(),
+            // Whole seconds, rounded up: a limit of what was left of 5 s
+            // reads as 5 s.
+            limit.as_secs() + u64::from(limit.subsec_nanos() > 0),
             outcome.status,
             first_error(log)
                 .map(|e| format!(": {e}"))
@@ -763,7 +765,7 @@ mod tests {
         );
         assert!(
             msg.starts_with(
-                "criu restore did not finish within 0s and was killed (signal: 9 (SIGKILL))\n"
+                "criu restore did not finish within 1s and was killed (signal: 9 (SIGKILL))\n"
             ),
             "{msg}"
         );
