@@ -4,6 +4,7 @@
 #                 the real kubelet A/B (make kubelet-test), the Kata side in a real VM
 #                 (make vm-test)
 #   make bench    benchmarks (figures against vanilla runc, measured in the same run)
+#   make fuzz     longer runs of the property tests of untrusted-input parsers (FUZZ_CASES)
 #   make install  binaries and configs onto this host (DESTDIR/PREFIX honoured)
 #   make guest-image ROOTFS_DIR=DIR | GUEST_IMAGE=FILE | GUEST_INITRD=FILE [CRIU_DEBS=DIR]
 #                 criu and kata-cr-agent into a Kata guest (guest-overlay/README.md)
@@ -19,7 +20,7 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 TESTBED  := integration/testbed
 
-.PHONY: all build deps fmt-check clippy unit harness-test e2e kubelet-test vm-test install-test test bench demo install clean guest-image guest-overlay-test
+.PHONY: all build deps fmt-check clippy unit harness-test fuzz e2e kubelet-test vm-test install-test test bench demo install clean guest-image guest-overlay-test
 
 all: build
 
@@ -38,6 +39,9 @@ clippy:
 # Every unit test, those that need root too (kata-cr-init as PID 1 of a pid
 # namespace, capability sets): without root they fail, saying so, rather than
 # being skipped. make test runs as root.
+# The property tests of parsers of untrusted input (<crate>/tests/fuzz_*.rs,
+# functions fuzz_*) run here with proptest's default 256 cases each, replaying
+# <crate>/proptest-regressions/ first.
 unit:
 	@[ "$$(id -u)" = 0 ] || echo "make unit: not root: the tests that need root will fail (run it as root)" >&2
 	$(CARGO) test --workspace -- --include-ignored
@@ -45,6 +49,11 @@ unit:
 # The suites' harness on deliberately failing checks (seconds; no bed needed).
 harness-test:
 	integration/suites/harness-test
+
+# The same property tests, longer: FUZZ_CASES cases each (about 2 minutes at 20000).
+FUZZ_CASES ?= 20000
+fuzz:
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --workspace --tests fuzz_
 
 e2e: build
 	$(TESTBED) run -- integration/suites/run-all

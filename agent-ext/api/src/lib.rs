@@ -2,7 +2,7 @@
 //! `katacr.agent.v1.Agent`, generated from `proto/agent.proto` (read it for
 //! the meaning of every field and the error codes), the client helpers, and
 //! the paths and names both sides agree on inside a container ([`INIT_PATH`],
-//! [`IMAGE_ROOT`], [`validate_image_dir`]).
+//! [`is_private_image_dir`], [`validate_image_dir`]).
 //!
 //! A client:
 //! ```no_run
@@ -37,15 +37,18 @@ use std::time::Duration;
 
 pub use agent::{
     CapabilitiesRequest, CapabilitiesResponse, CheckpointRequest, CheckpointResponse,
-    RestoreRequest, RestoreResponse,
+    ReleaseImagesRequest, ReleaseImagesResponse, RestoreRequest, RestoreResponse,
 };
 pub use agent_ttrpc::{create_agent, Agent, AgentClient};
 pub use criu_failure::{full_log_line, parse_criu_failure, CriuFailure};
-pub use paths::{validate_image_dir, BadImageDir, IMAGE_ROOT, INIT_PATH, MAX_IMAGE_DIR_LEN};
+pub use paths::{
+    is_private_image_dir, validate_image_dir, BadImageDir, IMAGE_ROOT, INIT_PATH,
+    MAX_IMAGE_DIR_LEN, PRIVATE_IMAGE_DIR_HEX, PRIVATE_IMAGE_DIR_PREFIX,
+};
 
 /// Revision of `katacr.agent.v1` implemented by this crate (see
 /// `CapabilitiesResponse.api_version`).
-pub const API_VERSION: u32 = 2;
+pub const API_VERSION: u32 = 3;
 
 /// Full ttrpc service name.
 pub const SERVICE: &str = "katacr.agent.v1.Agent";
@@ -58,7 +61,7 @@ pub const DEFAULT_HOST_ADDRESS: &str = "unix:///run/kata-cr/agent.sock";
 
 /// Names of the methods of [`SERVICE`], in proto order (a test checks that
 /// the generated server registers exactly these).
-pub const METHODS: &[&str] = &["Capabilities", "Checkpoint", "Restore"];
+pub const METHODS: &[&str] = &["Capabilities", "Checkpoint", "Restore", "ReleaseImages"];
 
 /// Error of [`connect`].
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,8 @@
 //! What the proxy and the agent agree on inside every kata-cr container:
 //! where kata-cr-init is, and where and under which names image sets are
-//! staged in its rootfs. Both sides check names with [`validate_image_dir`],
-//! so a name one side accepts the other never refuses.
+//! staged in its rootfs. Both sides check names with [`validate_image_dir`]
+//! and [`is_private_image_dir`], so a name one side accepts the other never
+//! refuses.
 
 use std::fmt;
 
@@ -10,9 +11,29 @@ use std::fmt;
 /// CRI's rootfs-diff.tar) ever carries its mount point.
 pub const INIT_PATH: &str = "/dev/.kata-cr-init";
 
-/// The directory of kata-cr's files in a container's rootfs: image sets are
-/// staged in `<rootfs>/.kata-cr/<image_dir>/`.
+/// The directory under which agents before api_version 3 kept image sets
+/// (`<rootfs>/.kata-cr/<image_dir>/`); a container could block it by
+/// planting that name. Still read for restores staged by older proxies.
 pub const IMAGE_ROOT: &str = ".kata-cr";
+
+/// Prefix of the image directories at the root of a rootfs (api_version
+/// 3): `<rootfs>/.kata-cr-<hex>/`, the hex random, drawn by the agent for a
+/// checkpoint and by the proxy for a restore, so that the container can
+/// neither predict nor block the name.
+pub const PRIVATE_IMAGE_DIR_PREFIX: &str = ".kata-cr-";
+
+/// Lowercase hex digits after [`PRIVATE_IMAGE_DIR_PREFIX`] (128 bits).
+pub const PRIVATE_IMAGE_DIR_HEX: usize = 32;
+
+/// Whether `name` is [`PRIVATE_IMAGE_DIR_PREFIX`] and
+/// [`PRIVATE_IMAGE_DIR_HEX`] lowercase hex digits.
+pub fn is_private_image_dir(name: &str) -> bool {
+    name.strip_prefix(PRIVATE_IMAGE_DIR_PREFIX)
+        .is_some_and(|hex| {
+            hex.len() == PRIVATE_IMAGE_DIR_HEX
+                && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        })
+}
 
 /// Longest accepted image directory name.
 pub const MAX_IMAGE_DIR_LEN: usize = 128;
@@ -90,6 +111,23 @@ mod tests {
             let e = validate_image_dir(bad).expect_err(bad);
             assert!(e.to_string().starts_with("image_dir "), "{bad}: {e}");
             assert_eq!(e.name, bad);
+        }
+    }
+
+    #[test]
+    fn private_image_dirs() {
+        assert!(is_private_image_dir(&format!(
+            ".kata-cr-{}",
+            "a1".repeat(16)
+        )));
+        for bad in [
+            ".kata-cr-",
+            ".kata-cr-ABCDEF0123456789abcdef0123456789",
+            ".kata-cr-xx",
+            ".kata-cr-0123456789abcdef0123456789abcdef0",
+            ".kata-cr/0123456789abcdef0123456789abcdef",
+        ] {
+            assert!(!is_private_image_dir(bad), "{bad}");
         }
     }
 

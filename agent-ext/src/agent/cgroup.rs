@@ -54,17 +54,32 @@ impl Freezer {
         })
     }
 
+    /// Whether a v1 freezer is still on its way to frozen (`FREEZING`).
+    pub fn freezing(&self) -> bool {
+        match self {
+            Freezer::V1(d) => {
+                fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FREEZING")
+            }
+            Freezer::V2(_) => false,
+        }
+    }
+
     /// Sets the state (used only to put back the state seen before an
     /// operation if criu left another one).
     pub fn set_state(&self, state: State) -> Result<()> {
-        let (file, value) = match (self, state) {
+        let (file, value) = self.state_file(state);
+        fs::write(&file, value)
+            .map_err(|e| Error::io(format!("writing {value} to {}", file.display()), e))
+    }
+
+    /// The file to write, and what, for `state`.
+    pub fn state_file(&self, state: State) -> (PathBuf, &'static str) {
+        match (self, state) {
             (Freezer::V1(d), State::Frozen) => (d.join("freezer.state"), "FROZEN"),
             (Freezer::V1(d), State::Thawed) => (d.join("freezer.state"), "THAWED"),
             (Freezer::V2(d), State::Frozen) => (d.join("cgroup.freeze"), "1"),
             (Freezer::V2(d), State::Thawed) => (d.join("cgroup.freeze"), "0"),
-        };
-        fs::write(&file, value)
-            .map_err(|e| Error::io(format!("writing {value} to {}", file.display()), e))
+        }
     }
 }
 

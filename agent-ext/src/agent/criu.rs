@@ -7,6 +7,20 @@
 //! namespace (no pid namespace image) and dumps its uts and ipc namespaces,
 //! as runc's dumps do; a restore joins the container's uts and ipc
 //! namespaces, before it execs criu and again through `--join-ns`.
+//!
+//! criu never outlives the daemon: the child asks for `SIGKILL` when the
+//! daemon dies (`PR_SET_PDEATHSIG`; the daemon's runtime threads, which
+//! fork it, live as long as the daemon). It leads a process group of its
+//! own, so that a time limit kills it with every helper it started (criu
+//! runs `tar` for tmpfs contents).
+//!
+//! No `--ext-mount-map auto`, at dump or at restore: with it criu marks
+//! every mount it cannot place as external at dump, and at restore binds
+//! whatever source an image names from its own mount namespace (the
+//! host's, or the whole guest's). External mounts carry only the keys
+//! kata-cr gives at dump (see [`DumpArgs::args`]), and a restore maps only
+//! those, to the new container's own sources; [`super::restore_checks`]
+//! refuses anything else before criu runs.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -14,6 +28,9 @@ use std::os::fd::{AsRawFd as _, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use nix::fcntl::{FcntlArg, FdFlag, OFlag};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 use tokio::io::AsyncReadExt as _;
 
 use super::error::{Error, Result};
@@ -92,9 +109,12 @@ impl DumpArgs {
             push(&format!("net[{ino}]:{EXT_NET_KEY}"));
         }
         // The container's root is the runtime's mount, recreated by the
-        // runtime of the restoring container; bind mounts from the runtime
-        // (hosts, resolv.conf, /dev/.kata-cr-init...) are found and marked
-        // external automatically.
+        // runtime of the restoring container (criu restores it from
+        // --root). The runtime's bind mounts (hosts, resolv.conf, /dev/shm
+        // of a pod, /dev/.kata-cr-init...) and the container's cgroup
+        // mounts are external, keyed by their mount point: a restore maps
+        // each key to the new container's source for that mount point.
+        // Everything else is inside the container and dumped as such.
         push("--external");
         push(&format!("mnt[/]:{EXT_ROOT_KEY}"));
         for dest in &self.bind_mounts {
@@ -102,8 +122,6 @@ impl DumpArgs {
             push("--external");
             push(&format!("mnt[{d}]:{d}"));
         }
-        push("--ext-mount-map");
-        push("auto");
         push("--enable-external-masters");
         push("--link-remap");
         // The restoring container has its own cgroups already: keep criu's
@@ -216,8 +234,6 @@ impl RestoreArgs {
                 source.to_string_lossy()
             ));
         }
-        push("--ext-mount-map");
-        push("auto");
         // The container's runtime made its cgroups; criu's helper joined
         // them before criu started, and the tree stays there.
         push("--manage-cgroups=ignore");
@@ -289,7 +305,9 @@ pub fn failure_message(what: &str, outcome: &Outcome, log: &str, log_path: &Path
     let mut msg = match outcome.timed_out {
         Some(limit) => format!(
             "{what} did not finish within {}s and was killed ({}){}",
-            limit.as_secs(),
+            // Whole seconds, rounded up: a limit of what was left of 5 s
+            // reads as 5 s.
+            limit.as_secs() + u64::from(limit.subsec_nanos() > 0),
             outcome.status,
             first_error(log)
                 .map(|e| format!(": {e}"))
@@ -350,6 +368,50 @@ async fn read_all(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
 /// the daemon cannot see as children).
 pub type OnLimit<'a> = Box<dyn FnOnce() + Send + 'a>;
 
+/// In the forked child, before exec (see [`Criu::run`]): die with the
+/// daemon, lead a process group, cap file sizes, join cgroups and
+/// namespaces, keep the inherited descriptors across exec.
+fn child_setup(
+    daemon: Pid,
+    cgroup_procs: &[std::ffi::CString],
+    ns_fds: &[i32],
+    keep: &[i32],
+    max_file_size: Option<u64>,
+) -> std::io::Result<()> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+    // The daemon may have died between fork and prctl: then no signal
+    // will come, and criu must not start.
+    if nix::unistd::getppid() != daemon {
+        return Err(std::io::Error::other("kata-cr-agent exited"));
+    }
+    nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
+    if let Some(max) = max_file_size {
+        nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_FSIZE, max, max)?;
+    }
+    for path in cgroup_procs {
+        let fd = nix::fcntl::open(
+            path.as_c_str(),
+            OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )?;
+        if nix::unistd::write(&fd, b"0")? != 1 {
+            return Err(std::io::Error::other("short write to cgroup.procs"));
+        }
+    }
+    for &fd in ns_fds {
+        // SAFETY: the parent keeps this descriptor open until exec.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        nix::sched::setns(fd, nix::sched::CloneFlags::empty())?;
+    }
+    for &fd in keep {
+        // SAFETY: the parent keeps this descriptor open until exec.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        let flags = FdFlag::from_bits_truncate(nix::fcntl::fcntl(fd, FcntlArg::F_GETFD)?);
+        nix::fcntl::fcntl(fd, FcntlArg::F_SETFD(flags - FdFlag::FD_CLOEXEC))?;
+    }
+    Ok(())
+}
+
 /// Namespaces and cgroups the criu child joins before exec, and
 /// descriptors it inherits under the same numbers.
 #[derive(Default)]
@@ -370,8 +432,15 @@ pub struct ChildSetup<'a> {
     pub limit: Option<std::time::Duration>,
     /// Kills whatever else the started process left (see [`OnLimit`]);
     /// everything holding criu's stdout/stderr must be gone after it, or
-    /// [`Criu::run`] waits for it.
+    /// [`Criu::run`] waits for it. criu's own process group is killed
+    /// before it runs.
     pub on_limit: Option<OnLimit<'a>>,
+    /// `RLIMIT_FSIZE` of the child: no file criu writes grows past it
+    /// (criu gets `SIGXFSZ`).
+    pub max_file_size: Option<u64>,
+    /// Run criu under the daemon's guard ([`super::guard`]), which does
+    /// this if the daemon dies before criu ends.
+    pub guard: Option<super::guard::OnLoss>,
 }
 
 impl Criu {
@@ -388,10 +457,18 @@ impl Criu {
     /// The program and arguments that run criu with `args` under `setup`.
     pub fn command_line(&self, args: &[OsString], setup: &ChildSetup<'_>) -> Result<Vec<OsString>> {
         let mut argv: Vec<OsString> = Vec::new();
+        let helper =
+            || std::env::current_exe().map_err(|e| Error::io("finding the daemon's executable", e));
+        if let Some(on_loss) = &setup.guard {
+            argv.push(helper()?.into());
+            argv.push("criu-guard".into());
+            argv.push("--on-loss".into());
+            argv.push(on_loss.file.clone().into());
+            argv.push(on_loss.value.clone().into());
+            argv.push("--".into());
+        }
         if let Some(fd) = setup.pidns {
-            let helper = std::env::current_exe()
-                .map_err(|e| Error::io("finding the daemon's executable", e))?;
-            argv.push(helper.into());
+            argv.push(helper()?.into());
             argv.push("pidns-exec".into());
             argv.push("--pidns-fd".into());
             argv.push(fd.as_raw_fd().to_string().into());
@@ -420,34 +497,15 @@ impl Criu {
             .map(|p| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()))
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| Error::io("cgroup path", std::io::Error::other(e)))?;
-        // SAFETY: the closure runs in the forked child before exec and only
-        // makes async-signal-safe system calls (setns, fcntl, open, write).
+        let fsize = setup.max_file_size;
+        let daemon = nix::unistd::getpid();
+        // SAFETY: the closure runs in the forked child before exec. It only
+        // makes system calls (prctl, getppid, setpgid, setrlimit, open,
+        // write, close, setns, fcntl), allocates nothing (the paths are
+        // prepared above) and borrows descriptors the parent keeps open
+        // until the child has exec'd.
         unsafe {
-            cmd.pre_exec(move || {
-                for path in &procs {
-                    let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                    if fd < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    let n = libc::write(fd, b"0".as_ptr().cast(), 1);
-                    libc::close(fd);
-                    if n != 1 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                for &fd in &ns_fds {
-                    if libc::setns(fd, 0) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                for &fd in &keep {
-                    let flags = libc::fcntl(fd, libc::F_GETFD);
-                    if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
+            cmd.pre_exec(move || child_setup(daemon, &procs, &ns_fds, &keep, fsize));
         }
         let mut child = cmd.spawn().map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
@@ -474,10 +532,13 @@ impl Criu {
                 Err(_) => {
                     tracing::warn!(criu = %self.path.display(), secs = limit.as_secs(), "criu outlived its limit: killing it");
                     timed_out = Some(limit);
-                    if let Some(pid) = pid {
-                        // SAFETY: plain syscall; the child is not reaped
-                        // before `all` completes, so the pid is still ours.
-                        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+                        // The child leads its own group (child_setup): this
+                        // reaches criu and whatever it started there. It is
+                        // not reaped before `all` completes, so the group id
+                        // is still ours.
+                        let _ = nix::sys::signal::killpg(Pid::from_raw(pid), Signal::SIGKILL);
+                        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
                     }
                     if let Some(kill_rest) = setup.on_limit {
                         kill_rest();
@@ -556,10 +617,15 @@ mod tests {
             "dump --tree 274 --images-dir /proc/self/fd/9 --work-dir /run/kata-cr/work/op \
              --log-file /run/kata-cr/work/op/dump.log -v4 \
              --external pid[4026532254]:extpid --external net[4026532255]:extnet \
-             --external mnt[/]:rootfs --ext-mount-map auto --enable-external-masters \
+             --external mnt[/]:rootfs --enable-external-masters \
              --link-remap --manage-cgroups=ignore \
              --freeze-cgroup /sys/fs/cgroup/freezer/default/c1 --leave-running"
         );
+    }
+
+    #[test]
+    fn never_auto_at_dump() {
+        assert!(!base().args().iter().any(|x| x == "auto"));
     }
 
     #[test]
@@ -594,7 +660,7 @@ mod tests {
              --inherit-fd fd[10]:extpid --inherit-fd fd[11]:extnet \
              --join-ns uts:/proc/self/fd/12 --join-ns ipc:/proc/self/fd/13 \
              --ext-mount-map rootfs:/run/c/rootfs \
-             --ext-mount-map /etc/hosts:/var/lib/cri/sb2/hosts --ext-mount-map auto \
+             --ext-mount-map /etc/hosts:/var/lib/cri/sb2/hosts \
              --manage-cgroups=ignore --tcp-close"
         );
         let no_net = RestoreArgs {
@@ -606,6 +672,7 @@ mod tests {
         assert!(!no_net
             .iter()
             .any(|x| x.to_string_lossy().contains("extnet")));
+        assert!(!no_net.iter().any(|x| x == "auto"), "never auto");
     }
 
     #[test]
@@ -712,11 +779,73 @@ mod tests {
         );
         assert!(
             msg.starts_with(
-                "criu restore did not finish within 0s and was killed (signal: 9 (SIGKILL))\n"
+                "criu restore did not finish within 1s and was killed (signal: 9 (SIGKILL))\n"
             ),
             "{msg}"
         );
         assert!(msg.contains("Advanced iov 0 bytes"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn the_limit_kills_what_criu_started_too() {
+        // A helper holding criu's stdout (as criu's tar does): without the
+        // group kill, run() would wait for it for good.
+        let t0 = std::time::Instant::now();
+        let out = Criu::new("/bin/sh")
+            .run(
+                &["-c".into(), "sleep 100000 & exec sleep 100000".into()],
+                ChildSetup {
+                    limit: Some(std::time::Duration::from_millis(100)),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(out.timed_out.is_some());
+        assert!(t0.elapsed() < std::time::Duration::from_secs(30));
+    }
+
+    #[tokio::test]
+    async fn no_file_grows_past_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("pages-1.img");
+        let script = format!("head -c 100000 /dev/zero > {}", f.display());
+        let out = Criu::new("/bin/sh")
+            .run(
+                &["-c".into(), script.into()],
+                ChildSetup {
+                    max_file_size: Some(4096),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(!out.status.success(), "{out:?}");
+        assert_eq!(std::fs::metadata(&f).unwrap().len(), 4096);
+    }
+
+    #[test]
+    fn the_child_asks_to_die_with_the_daemon_and_leads_its_group() {
+        let me = nix::unistd::getpid();
+        // SAFETY: the child only makes system calls (child_setup allocates
+        // nothing with empty lists) and leaves with _exit.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                let ok = child_setup(me, &[], &[], &[], Some(1 << 20)).is_ok()
+                    && nix::sys::prctl::get_pdeathsig() == Ok(Some(Signal::SIGKILL))
+                    && nix::unistd::getpgrp() == nix::unistd::getpid()
+                    && nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_FSIZE)
+                        == Ok((1 << 20, 1 << 20));
+                // SAFETY: ends the forked child at once.
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let st = nix::sys::wait::waitpid(child, None).unwrap();
+                assert_eq!(st, nix::sys::wait::WaitStatus::Exited(child, 0));
+            }
+        }
+        // A child whose daemon is already gone does not start criu.
+        assert!(child_setup(Pid::from_raw(1), &[], &[], &[], None).is_err());
     }
 
     #[test]

@@ -281,7 +281,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        req.image_dir = "ckpt".into();
+        req.image_dir = String::new();
         match client.checkpoint(crate::api::context(), &req).await {
             Err(ttrpc::Error::RpcStatus(s)) => {
                 assert_eq!(s.code(), ttrpc::Code::NOT_FOUND, "{s:?}");

@@ -22,11 +22,18 @@ pub mod checkpoint;
 pub mod cli;
 pub mod container;
 pub mod criu;
+pub mod criu_image;
+pub mod criu_messages;
 pub mod error;
+pub mod grants;
+pub mod guard;
+pub mod image_claims;
 pub mod images;
+pub mod limits;
 pub mod listen;
 pub mod pidns;
 pub mod restore;
+pub mod restore_checks;
 pub mod spec;
 pub mod tcp;
 pub mod workdir;
@@ -52,6 +59,10 @@ pub struct Config {
     pub proc_root: PathBuf,
     /// How long a criu restore may run (see [`restore::criu_limit`]).
     pub restore_limit: std::time::Duration,
+    /// How long a criu dump may run (the same rule).
+    pub dump_limit: std::time::Duration,
+    /// Size caps on image sets.
+    pub limits: limits::Limits,
 }
 
 impl Default for Config {
@@ -62,6 +73,8 @@ impl Default for Config {
             keep: workdir::DEFAULT_KEEP,
             proc_root: PathBuf::from("/proc"),
             restore_limit: restore::DEFAULT_CRIU_LIMIT,
+            dump_limit: checkpoint::DEFAULT_CRIU_LIMIT,
+            limits: limits::Limits::default(),
         }
     }
 }
@@ -73,17 +86,26 @@ pub struct Daemon {
     work: workdir::WorkDir,
     proc_root: PathBuf,
     restore_limit: std::time::Duration,
+    dump_limit: std::time::Duration,
+    limits: limits::Limits,
     busy: Busy,
 }
 
 impl Daemon {
-    /// Sets up the work directory.
+    /// Sets up the work directory, and removes the image directories of
+    /// dumps a previous daemon did not finish (it was killed mid-dump).
     pub fn new(config: Config) -> Result<Self> {
+        let work = workdir::WorkDir::new(config.work_dir, config.keep)?;
+        for r in work.sweep() {
+            tracing::warn!(rootfs = %r.rootfs.display(), name = %r.name, "removed the image directory of an unfinished dump");
+        }
         Ok(Daemon {
             criu: criu::Criu::new(config.criu),
-            work: workdir::WorkDir::new(config.work_dir, config.keep)?,
+            work,
             proc_root: config.proc_root,
             restore_limit: config.restore_limit,
+            dump_limit: config.dump_limit,
+            limits: config.limits,
             busy: Busy::default(),
         })
     }
@@ -132,8 +154,15 @@ impl Drop for BusyGuard<'_> {
     }
 }
 
-/// The ttrpc service: each method logs, calls its verb and converts the
+/// The ttrpc service: each method logs, runs its verb and converts the
 /// error.
+///
+/// Checkpoint and Restore run in tasks of their own: ttrpc drops a
+/// handler when the caller's connection goes away (a proxy killed, a
+/// client deadline), and the work must then still finish and clean up (a
+/// dump put the freezer back and removed its partial images, a restore
+/// ended or killed the init). A checkpoint whose reply nobody receives
+/// any more has its images removed at once.
 pub struct Service {
     daemon: Arc<Daemon>,
 }
@@ -143,6 +172,23 @@ impl Service {
     pub fn new(daemon: Arc<Daemon>) -> Self {
         Service { daemon }
     }
+}
+
+/// The caller's deadline, if it sent one.
+fn deadline(ctx: &ttrpc::r#async::TtrpcContext) -> Option<std::time::Duration> {
+    u64::try_from(ctx.timeout_nano)
+        .ok()
+        .filter(|&n| n > 0)
+        .map(std::time::Duration::from_nanos)
+}
+
+fn log_failure(verb: &str, id: &str, e: Error) -> ttrpc::Error {
+    tracing::warn!(%id, code = ?e.code(), error = %e, "{verb} failed");
+    e.into()
+}
+
+fn task_lost(verb: &str, e: tokio::task::JoinError) -> ttrpc::Error {
+    Error::io(format!("{verb} task"), std::io::Error::other(e.to_string())).into()
 }
 
 #[async_trait::async_trait]
@@ -158,23 +204,35 @@ impl api::Agent for Service {
 
     async fn checkpoint(
         &self,
-        _ctx: &ttrpc::r#async::TtrpcContext,
+        ctx: &ttrpc::r#async::TtrpcContext,
         req: api::CheckpointRequest,
     ) -> ttrpc::Result<api::CheckpointResponse> {
         tracing::info!(
             id = %req.container_id,
             rootfs = %req.rootfs,
-            image_dir = %req.image_dir,
             leave_running = req.leave_running,
             "Checkpoint"
         );
         let id = req.container_id.clone();
-        checkpoint::checkpoint(&self.daemon, req)
-            .await
-            .map_err(|e| {
-                tracing::warn!(%id, code = ?e.code(), error = %e, "Checkpoint failed");
-                e.into()
-            })
+        let rootfs = PathBuf::from(&req.rootfs);
+        let rpc = deadline(ctx);
+        let daemon = self.daemon.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let r = checkpoint::checkpoint(&daemon, req, rpc).await;
+            if let Err(Ok(resp)) = tx.send(r) {
+                tracing::warn!(id = %resp.image_dir_path, "Checkpoint: the caller went away; removing its images");
+                checkpoint::abandon(&daemon, &rootfs, &resp);
+            }
+        });
+        match rx.await {
+            Ok(r) => r.map_err(|e| log_failure("Checkpoint", &id, e)),
+            Err(_) => Err(Error::io(
+                "checkpoint task",
+                std::io::Error::other("ended without an answer"),
+            )
+            .into()),
+        }
     }
 
     async fn restore(
@@ -189,17 +247,46 @@ impl api::Agent for Service {
             "Restore"
         );
         let id = req.container_id.clone();
-        let rpc_timeout = u64::try_from(ctx.timeout_nano)
-            .ok()
-            .filter(|&n| n > 0)
-            .map(std::time::Duration::from_nanos);
-        restore::restore(&self.daemon, req, rpc_timeout)
+        let rpc = deadline(ctx);
+        let daemon = self.daemon.clone();
+        tokio::spawn(async move { restore::restore(&daemon, req, rpc).await })
             .await
-            .map_err(|e| {
-                tracing::warn!(%id, code = ?e.code(), error = %e, "Restore failed");
-                e.into()
-            })
+            .map_err(|e| task_lost("Restore", e))?
+            .map_err(|e| log_failure("Restore", &id, e))
     }
+
+    async fn release_images(
+        &self,
+        _ctx: &ttrpc::r#async::TtrpcContext,
+        req: api::ReleaseImagesRequest,
+    ) -> ttrpc::Result<api::ReleaseImagesResponse> {
+        tracing::info!(id = %req.container_id, image_dir = %req.image_dir, "ReleaseImages");
+        let id = req.container_id.clone();
+        let daemon = self.daemon.clone();
+        tokio::task::spawn_blocking(move || release_images(&daemon, &req))
+            .await
+            .map_err(|e| task_lost("ReleaseImages", e))?
+            .map_err(|e| log_failure("ReleaseImages", &id, e))
+    }
+}
+
+/// `ReleaseImages`: removes a checkpoint's image directory.
+pub fn release_images(
+    daemon: &Daemon,
+    req: &api::ReleaseImagesRequest,
+) -> Result<api::ReleaseImagesResponse> {
+    let rootfs = Path::new(&req.rootfs);
+    if !rootfs.is_absolute() {
+        return Err(Error::InvalidArgument(format!(
+            "rootfs {:?} is not an absolute path",
+            req.rootfs
+        )));
+    }
+    let removed = images::ImageDir::release(rootfs, &req.image_dir)?;
+    daemon.work.forget(&req.image_dir);
+    let mut resp = api::ReleaseImagesResponse::new();
+    resp.removed = removed;
+    Ok(resp)
 }
 
 /// Runs the daemon on `listen` until SIGTERM or SIGINT.

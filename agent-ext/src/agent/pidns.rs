@@ -10,7 +10,8 @@
 //!   restored tree needs again (the init's first child was 2) stay free.
 //! - The child makes itself a private mount namespace with a `/proc` of the
 //!   target pid namespace (criu reads its own and its children's pids
-//!   there), then execs `PROG` (`PATH` lookup).
+//!   there), then execs `PROG` (`PATH` lookup). It dies with the helper
+//!   (`PR_SET_PDEATHSIG`), which dies with the daemon.
 //! - The helper waits and exits with the child's status (128+n when killed
 //!   by signal n); its own failures exit [`EXIT_SETUP`] after a message on
 //!   stderr.
@@ -20,9 +21,16 @@
 
 use std::ffi::CString;
 use std::io::Write as _;
-use std::ptr;
+use std::os::fd::BorrowedFd;
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::{mount, MsFlags};
+use nix::sched::{setns, unshare, CloneFlags};
+use nix::sys::signal::Signal;
+use nix::sys::stat::Mode;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{execvp, getpid, getppid, Pid};
 
 /// Exit code when the helper itself fails.
 pub const EXIT_SETUP: i32 = 125;
@@ -93,27 +101,28 @@ fn run(pidns_fd: i32, argv: &[String]) -> Result<i32, String> {
     if argv.is_empty() {
         return Err("no program".into());
     }
-    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-    ptrs.push(ptr::null());
     // Read before joining: the namespace's pid_max starts as its parent's.
     let pid_max: i32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(32768);
-    // SAFETY: plain syscall.
-    if unsafe { libc::setns(pidns_fd, libc::CLONE_NEWPID) } != 0 {
-        return Err(format!(
+    // SAFETY: the daemon passed this descriptor open (without close-on-exec)
+    // for this helper's whole life.
+    let pidns = unsafe { BorrowedFd::borrow_raw(pidns_fd) };
+    setns(pidns, CloneFlags::CLONE_NEWPID).map_err(|e| {
+        format!(
             "setns into the pid namespace on fd {pidns_fd}: {}",
-            Errno::last().desc()
-        ));
-    }
+            e.desc()
+        )
+    })?;
+    let helper = getpid();
     let mut child = None;
     let mut last = Errno::EEXIST;
     for pid in candidate_pids(pid_max) {
         match fork_with_pid(pid) {
-            Ok(0) => exec_child(&ptrs),
+            Ok(0) => exec_child(helper, &argv),
             Ok(host_pid) => {
-                child = Some(host_pid);
+                child = Some(Pid::from_raw(host_pid));
                 break;
             }
             // Taken, or above the namespace's own pid_max: try lower.
@@ -128,26 +137,17 @@ fn run(pidns_fd: i32, argv: &[String]) -> Result<i32, String> {
         ));
     };
     loop {
-        let mut status = 0;
-        // SAFETY: plain syscall writing to `status`.
-        let rc = unsafe { libc::waitpid(child, &mut status, 0) };
-        if rc < 0 {
-            match Errno::last() {
-                Errno::EINTR => continue,
-                e => return Err(format!("waiting for {child}: {}", e.desc())),
-            }
-        }
-        if libc::WIFEXITED(status) {
-            return Ok(libc::WEXITSTATUS(status));
-        }
-        if libc::WIFSIGNALED(status) {
-            return Ok(128 + libc::WTERMSIG(status));
+        match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(e) => return Err(format!("waiting for {child}: {}", e.desc())),
         }
     }
 }
 
-/// Decimal digits of `pid` into `buf` without allocating (we are between
-/// fork and exec); returns the length.
+/// Decimal digits of `pid` into `buf` without allocating; returns the
+/// length.
 fn fmt_pid(pid: libc::pid_t, buf: &mut [u8; 16]) -> usize {
     let mut digits = [0u8; 16];
     let (mut v, mut n) = (pid.max(0) as u32, 0);
@@ -165,59 +165,73 @@ fn fmt_pid(pid: libc::pid_t, buf: &mut [u8; 16]) -> usize {
     n
 }
 
-/// In the child: own mount namespace with the pid namespace's /proc, exec.
-fn exec_child(argv: &[*const libc::c_char]) -> ! {
-    let fail = |what: &str| -> ! {
+/// In the child: die with the helper, own mount namespace with the pid
+/// namespace's /proc, exec. The helper is single-threaded, so the child
+/// may allocate.
+fn exec_child(helper: Pid, argv: &[CString]) -> ! {
+    let fail = |what: &str, e: Errno| -> ! {
         let _ = writeln!(
             std::io::stderr(),
             "kata-cr-agent pidns-exec: {what}: {}",
-            Errno::last().desc()
+            e.desc()
         );
-        // SAFETY: ends the forked child.
+        // SAFETY: ends the forked child without running the parent's exit
+        // handlers or flushing buffers it shares with the parent.
         unsafe { libc::_exit(EXIT_SETUP) }
     };
-    // SAFETY: plain syscalls with static, NUL-terminated strings.
-    unsafe {
-        if libc::unshare(libc::CLONE_NEWNS) != 0 {
-            fail("unshare the mount namespace");
-        }
-        if libc::mount(
-            ptr::null(),
-            c"/".as_ptr(),
-            ptr::null(),
-            libc::MS_REC | libc::MS_PRIVATE,
-            ptr::null(),
-        ) != 0
-        {
-            fail("make mounts private");
-        }
-        if libc::mount(
-            c"proc".as_ptr(),
-            c"/proc".as_ptr(),
-            c"proc".as_ptr(),
-            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-            ptr::null(),
-        ) != 0
-        {
-            fail("mount /proc of the pid namespace");
-        }
-        // set_tid placed this process high, but it does not move the
-        // namespace's pid cursor: criu's own helpers would still be born at
-        // 2, 3, ... and could take a pid the restored tree needs ("Can't fork
-        // for 7: File exists"). Move the cursor here, above us.
-        let mut buf = [0u8; 16];
-        let n = fmt_pid(libc::getpid(), &mut buf);
-        let fd = libc::open(
-            c"/proc/sys/kernel/ns_last_pid".as_ptr(),
-            libc::O_WRONLY | libc::O_CLOEXEC,
-        );
-        if fd < 0 || libc::write(fd, buf.as_ptr().cast(), n) != n as isize {
-            fail("set ns_last_pid of the pid namespace");
-        }
-        libc::close(fd);
-        libc::execvp(argv[0], argv.as_ptr());
+    // criu must not outlive the helper (which dies with the daemon).
+    if let Err(e) = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL) {
+        fail("set the parent-death signal", e);
     }
-    fail("exec")
+    // The helper is outside the pid namespace this child was born in,
+    // where it shows as parent 0; had it died already, the child would
+    // have been reparented to the namespace's init.
+    let parent = getppid();
+    if parent != helper && parent.as_raw() != 0 {
+        fail("the helper exited", Errno::ESRCH);
+    }
+    if let Err(e) = unshare(CloneFlags::CLONE_NEWNS) {
+        fail("unshare the mount namespace", e);
+    }
+    if let Err(e) = mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    ) {
+        fail("make mounts private", e);
+    }
+    if let Err(e) = mount(
+        Some("proc"),
+        "/proc",
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    ) {
+        fail("mount /proc of the pid namespace", e);
+    }
+    // set_tid placed this process high, but it does not move the
+    // namespace's pid cursor: criu's own helpers would still be born at
+    // 2, 3, ... and could take a pid the restored tree needs ("Can't fork
+    // for 7: File exists"). Move the cursor here, above us.
+    let mut buf = [0u8; 16];
+    let n = fmt_pid(getpid().as_raw(), &mut buf);
+    let written = nix::fcntl::open(
+        "/proc/sys/kernel/ns_last_pid",
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .and_then(|fd| nix::unistd::write(&fd, &buf[..n]));
+    match written {
+        Ok(w) if w == n => {}
+        Ok(_) => fail("set ns_last_pid of the pid namespace", Errno::EIO),
+        Err(e) => fail("set ns_last_pid of the pid namespace", e),
+    }
+    match execvp(&argv[0], argv) {
+        Err(e) => fail("exec", e),
+        Ok(never) => match never {},
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,15 @@
 //! `Restore`: bring a workload dumped by [`super::checkpoint`] back, from
-//! images staged in `<rootfs>/.kata-cr/<image_dir>/`, as the child of a
-//! container's init waiting in restore mode (`kata-cr-init --restore`).
+//! images staged in `<rootfs>/<image_dir>/` (see [`super::images`]), as the
+//! child of a container's init waiting in restore mode (`kata-cr-init
+//! --restore`).
+//!
+//! The image set is untrusted (an archive, a registry): before criu sees
+//! it, its files are held to the size caps ([`super::limits`]) and what it
+//! asks for ([`super::image_claims`]) to what the container was granted
+//! ([`super::grants`], judged by [`super::restore_checks`]): external
+//! mounts only by kata-cr's keys, mapped to this container's sources, no
+//! host sources, no wider credentials or namespaces. A refusal is an
+//! `InvalidArgument` that names what was wrong.
 //!
 //! criu runs as a process of the container's pid namespace (through
 //! [`super::pidns`]: high pid, own `/proc`), in the container's cgroups and
@@ -26,17 +35,26 @@
 //! success the images are removed too (the restored container must not
 //! carry a copy of its memory in its rootfs).
 
-use nix::fcntl::OFlag;
+use std::collections::BTreeMap;
 use std::fs::File;
+use std::io::Read as _;
 use std::os::fd::{AsFd as _, AsRawFd as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use nix::fcntl::OFlag;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 
 use super::cgroup;
 use super::container;
 use super::criu::{self, ChildSetup, RestoreArgs};
 use super::error::{Error, Result};
-use super::images::{self, ImageDir};
+use super::grants;
+use super::image_claims;
+use super::images::{self, DirSource, ImageDir};
+use super::limits;
+use super::restore_checks;
 use super::spec;
 use super::tcp;
 use super::Daemon;
@@ -87,8 +105,7 @@ fn kill_pidns_members(proc: &Path, init: i32) -> Vec<i32> {
             break;
         }
         for &p in &live {
-            // SAFETY: plain syscall.
-            unsafe { libc::kill(p, libc::SIGKILL) };
+            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
         }
         killed.extend(live);
     }
@@ -106,7 +123,7 @@ pub fn validate(req: &RestoreRequest) -> Result<()> {
             req.rootfs
         )));
     }
-    images::validate_name(&req.image_dir)
+    images::validate_dir_name(&req.image_dir)
 }
 
 /// Whether a `/proc/<pid>/status` shows `sig` blocked (`SigBlk`).
@@ -123,7 +140,8 @@ fn notify(pid: i32, value: i32) -> std::io::Result<()> {
     let sigval = libc::sigval {
         sival_ptr: value as isize as *mut libc::c_void,
     };
-    // SAFETY: plain libc call.
+    // SAFETY: sigqueue only reads its arguments; nix has no wrapper for
+    // queuing a real-time signal with a value.
     if unsafe { libc::sigqueue(pid, RESTORE_SIGNAL, sigval) } == 0 {
         Ok(())
     } else {
@@ -197,7 +215,8 @@ async fn run(
         ))
     })?;
 
-    let op_dir = daemon.work.begin("restore", &req.container_id)?;
+    let op = daemon.work.begin("restore", &req.container_id)?;
+    let op_dir = op.dir().to_path_buf();
     let log_path = op_dir.join(LOG_NAME);
     let pidfile = op_dir.join(PIDFILE_NAME);
     let init_s = init.to_string();
@@ -222,10 +241,32 @@ async fn run(
             join_ns.push((kind, open_ns(kind)?));
         }
     }
-    let conns = tcp::connections(
-        images.read_bytes("files.img")?.as_deref(),
-        images.read_bytes("inetsk.img")?.as_deref(),
+    let source = DirSource(images);
+    let listing = images.listing()?;
+    daemon.limits.check_set(
+        &images.path().display().to_string(),
+        listing.iter().map(|(n, sz)| (n.as_str(), *sz)),
     )?;
+    // The external mounts this container can give criu: its spec's bind
+    // mounts and its cgroup mounts, each keyed by its mount point.
+    let external: BTreeMap<String, PathBuf> = spec::bind_mounts(rootfs)
+        .into_iter()
+        .map(|m| (m.destination, m.source))
+        .chain(spec::cgroup_maps(proc, init))
+        .map(|(k, v)| (k.to_string_lossy().into_owned(), v))
+        .collect();
+    let grants = grants::read(proc, init, rootfs, netns.is_some(), external)?;
+    tracing::info!(
+        id = %req.container_id,
+        caps = format!("{:x}", grants.caps),
+        mounts = ?grants.mounts.iter().map(|m| m.mountpoint.as_str()).collect::<Vec<_>>(),
+        external = ?grants.external.keys().collect::<Vec<_>>(),
+        "restore: what the container was granted"
+    );
+    let claims = image_claims::read(&source, &daemon.limits)?;
+    restore_checks::check(&images.path().display().to_string(), &claims, &grants)?;
+
+    let conns = tcp::connections(&source, &daemon.limits)?;
     let missing = if req.tcp_established && !req.tcp_close {
         tcp::unbindable(netns.as_ref(), &conns)?
     } else {
@@ -239,7 +280,7 @@ async fn run(
     let cgroup_procs = cgroup::procs_files_of(proc, init)?;
     // The dumped stdio pipes led to the old runtime: give criu the new
     // container's stdio, the init's, in their place.
-    let descriptors = images.read_bytes(spec::DESCRIPTORS)?.unwrap_or_default();
+    let descriptors = read_capped(images, spec::DESCRIPTORS, limits::MAX_DESCRIPTORS)?;
     let mut stdio = Vec::new();
     for (fd, key) in spec::inheritable_stdio(&descriptors) {
         let path = proc.join(init.to_string()).join("fd").join(fd.to_string());
@@ -269,10 +310,11 @@ async fn run(
         tcp_close: tcp_plan.close,
         file_locks: req.file_locks,
         ext_unix_sk: req.ext_unix_sk,
-        bind_mounts: spec::bind_mounts(rootfs)
-            .into_iter()
-            .map(|m| (m.destination, m.source))
-            .chain(spec::cgroup_maps(proc, init))
+        bind_mounts: grants
+            .external
+            .iter()
+            .filter(|(k, _)| k.as_str() != criu::EXT_ROOT_KEY)
+            .map(|(k, v)| (PathBuf::from(k), v.clone()))
             .collect(),
         inherit_fds: stdio
             .iter()
@@ -297,6 +339,10 @@ async fn run(
             let killed = kill_pidns_members(&sweep_proc, init);
             tracing::warn!(%id, ?killed, "restore: criu outlived its limit; killed it and what it started in the container");
         })),
+        // criu restore writes no image; the restored tasks' own limits come
+        // from the images.
+        max_file_size: None,
+        guard: None,
     };
     let shown: Vec<String> = daemon
         .criu
@@ -372,6 +418,27 @@ async fn run(
     Ok(resp)
 }
 
+/// Reads the file `name` of the set (at most `max` bytes: a larger one is
+/// refused); empty when it is missing.
+fn read_capped(images: &ImageDir, name: &str, max: u64) -> Result<Vec<u8>> {
+    let Some((f, size)) = images.open_file(name)? else {
+        return Ok(Vec::new());
+    };
+    if size > max {
+        return Err(Error::InvalidArgument(format!(
+            "{}/{name} is {}, more than the {} kata-cr reads of it",
+            images.path().display(),
+            limits::show(size),
+            limits::show(max)
+        )));
+    }
+    let mut data = Vec::new();
+    f.take(max)
+        .read_to_end(&mut data)
+        .map_err(|e| Error::io(format!("read {}/{name}", images.path().display()), e))?;
+    Ok(data)
+}
+
 /// Polls `check` until it says true (Ok), gives up (Err) or `limit` passes
 /// (Err). What it waits for (the init blocking a signal, joining a
 /// namespace) usually takes well under a millisecond: the first polls come
@@ -406,8 +473,7 @@ async fn fail(proc: &Path, init: i32, images: Option<ImageDir>, err: Error) -> E
     match container::children(proc, init) {
         Ok(kids) if !kids.is_empty() => {
             for &k in &kids {
-                // SAFETY: plain syscall.
-                unsafe { libc::kill(k, libc::SIGKILL) };
+                let _ = kill(Pid::from_raw(k), Signal::SIGKILL);
             }
             notes.push(format!("killed the init's children {kids:?}"));
         }
@@ -427,9 +493,8 @@ async fn fail(proc: &Path, init: i32, images: Option<ImageDir>, err: Error) -> E
             }
         ));
     } else {
-        // SAFETY: plain syscall; from outside its pid namespace SIGKILL
-        // reaches a namespace's init.
-        unsafe { libc::kill(init, libc::SIGKILL) };
+        // From outside its pid namespace SIGKILL reaches a namespace's init.
+        let _ = kill(Pid::from_raw(init), Signal::SIGKILL);
         notes.push(format!("killed the init {init}"));
     }
     if let Some(images) = images {

@@ -14,8 +14,10 @@ pub struct BindMount {
     pub source: PathBuf,
 }
 
-/// The spec's bind mounts; none when the spec cannot be read (criu's
-/// `--ext-mount-map auto` then handles them as before).
+/// The spec's bind mounts; none when the spec cannot be read: a dump then
+/// fails on criu's "unreachable mount" error, and a restore refuses every
+/// bind the image records (kata-cr maps external mounts only from the spec,
+/// see [`super::restore_checks`]).
 pub fn bind_mounts(rootfs: &Path) -> Vec<BindMount> {
     let Some(path) = rootfs.parent().map(|b| b.join("config.json")) else {
         return Vec::new();
@@ -85,12 +87,18 @@ mod tests {
 /// One line of `/proc/<pid>/mountinfo` that matters here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountInfo {
+    /// Mount id.
+    pub id: u32,
+    /// Parent's mount id.
+    pub parent: u32,
     /// `major:minor` of the mounted filesystem.
     pub dev: String,
     /// The mount's root within its filesystem.
     pub root: PathBuf,
     /// Where it is mounted (relative to the process's root).
     pub mountpoint: PathBuf,
+    /// Per-mount options (`rw,nosuid,...`).
+    pub options: String,
     pub fstype: String,
 }
 
@@ -101,9 +109,12 @@ pub fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
             let f: Vec<&str> = left.split(' ').collect();
             let fstype = right.split(' ').next()?;
             Some(MountInfo {
+                id: f.first()?.parse().ok()?,
+                parent: f.get(1)?.parse().ok()?,
                 dev: f.get(2)?.to_string(),
                 root: PathBuf::from(unescape(f.get(3)?)),
                 mountpoint: PathBuf::from(unescape(f.get(4)?)),
+                options: f.get(5)?.to_string(),
                 fstype: fstype.to_string(),
             })
         })

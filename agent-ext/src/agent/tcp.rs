@@ -10,20 +10,19 @@
 //! local addresses in the container's network namespace first.
 //!
 //! The images come from a checkpoint the caller chose: the parser takes any
-//! bytes, bounds every length and never panics.
+//! bytes, bounds every length, reads the files entry by entry and never
+//! panics.
 
 use std::collections::BTreeSet;
 use std::fs::File;
+use std::io::{BufReader, Read as _};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
-use std::os::fd::AsRawFd as _;
+use std::os::fd::AsFd as _;
 
+use super::criu_image::{fields, magic, repeated_varints, EntryReader, Value};
 use super::error::{Error, Result};
-
-/// criu's image magics (criu/include/magic.h).
-const IMG_COMMON_MAGIC: u32 = 0x5456_4319;
-const IMG_SERVICE_MAGIC: u32 = 0x5510_5940;
-const FILES_MAGIC: u32 = 0x5630_3138;
-const INETSK_MAGIC: u32 = 0x5644_3851;
+use super::image_claims::Source;
+use super::limits::{Limits, MAX_ENTRY};
 
 /// `file_entry.isk` (images/fdinfo.proto).
 const FILE_ENTRY_ISK: u32 = 4;
@@ -41,21 +40,33 @@ pub struct Connection {
 }
 
 /// The connected TCP sockets (criu's `tcp_connection`: TCP with a peer
-/// port) in `files.img` (criu 3.x+) or a separate `inetsk.img` (older).
-pub fn connections(files_img: Option<&[u8]>, inetsk_img: Option<&[u8]>) -> Result<Vec<Connection>> {
+/// port) in `files.img` (criu 3.x+) or a separate `inetsk.img` (older),
+/// read entry by entry, each file within `limits.metadata`.
+pub fn connections(src: &dyn Source, limits: &Limits) -> Result<Vec<Connection>> {
     let mut out = Vec::new();
-    if let Some(data) = files_img {
-        for entry in entries(data, FILES_MAGIC, "files.img")? {
-            for (field, value) in fields(entry, "files.img")? {
+    for (name, magic) in [("files.img", magic::FILES), ("inetsk.img", magic::INETSK)] {
+        let Some((input, size)) = src.open(name)? else {
+            continue;
+        };
+        let what = format!("{}/{name}", src.what());
+        limits.check_metadata(&src.what(), name, size)?;
+        let mut r = EntryReader::new(
+            BufReader::new(input.take(size)),
+            magic,
+            what.clone(),
+            MAX_ENTRY,
+        )?;
+        while let Some(entry) = r.next_entry()? {
+            if magic == magic::INETSK {
+                out.extend(connection(entry, &what)?);
+                continue;
+            }
+            for f in fields(entry) {
+                let (field, value) = f.map_err(|_| bad(&what))?;
                 if let (FILE_ENTRY_ISK, Value::Bytes(isk)) = (field, value) {
-                    out.extend(connection(isk)?);
+                    out.extend(connection(isk, &what)?);
                 }
             }
-        }
-    }
-    if let Some(data) = inetsk_img {
-        for entry in entries(data, INETSK_MAGIC, "inetsk.img")? {
-            out.extend(connection(entry)?);
         }
     }
     Ok(out)
@@ -68,19 +79,14 @@ pub fn unbindable(netns: Option<&File>, conns: &[Connection]) -> Result<Vec<IpAd
     if addrs.is_empty() {
         return Ok(Vec::new());
     }
-    let ns = netns.map(|f| f.as_raw_fd());
+    let ns = netns.map(|f| f.as_fd());
     // setns(CLONE_NEWNET) changes the calling thread only: a thread of its
     // own keeps the daemon's runtime threads in the daemon's namespace.
     std::thread::scope(|s| {
         s.spawn(move || -> Result<Vec<IpAddr>> {
             if let Some(fd) = ns {
-                // SAFETY: plain syscall on a descriptor the caller keeps open.
-                if unsafe { libc::setns(fd, libc::CLONE_NEWNET) } != 0 {
-                    return Err(Error::io(
-                        "joining the container's network namespace",
-                        std::io::Error::last_os_error(),
-                    ));
-                }
+                nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| Error::io("joining the container's network namespace", e))?;
             }
             Ok(addrs
                 .into_iter()
@@ -138,17 +144,18 @@ pub fn plan(conns: &[Connection], missing: &[IpAddr], allow: bool, force_close: 
     }
 }
 
-fn connection(isk: &[u8]) -> Result<Option<Connection>> {
+fn connection(isk: &[u8], what: &str) -> Result<Option<Connection>> {
     let (mut family, mut proto, mut sport, mut dport) = (0u64, 0u64, 0u64, 0u64);
     let (mut src, mut dst) = (Vec::new(), Vec::new());
-    for (field, value) in fields(isk, "inet socket entry")? {
+    for f in fields(isk) {
+        let (field, value) = f.map_err(|_| bad(what))?;
         match (field, value) {
             (3, Value::Varint(v)) => family = v,
             (5, Value::Varint(v)) => proto = v,
             (7, Value::Varint(v)) => sport = v,
             (8, Value::Varint(v)) => dport = v,
-            (11, v) => words(v, &mut src)?,
-            (12, v) => words(v, &mut dst)?,
+            (11, v) => repeated_varints(v, &mut src).map_err(|_| bad(what))?,
+            (12, v) => repeated_varints(v, &mut dst).map_err(|_| bad(what))?,
             _ => {}
         }
     }
@@ -157,7 +164,7 @@ fn connection(isk: &[u8]) -> Result<Option<Connection>> {
     }
     let (Some(l), Some(r)) = (ip(family, &src), ip(family, &dst)) else {
         return Err(Error::InvalidArgument(format!(
-            "files.img: a TCP connection with a malformed address (family {family}, {} and {} words)",
+            "{what}: a TCP connection with a malformed address (family {family}, {} and {} words)",
             src.len(),
             dst.len()
         )));
@@ -171,115 +178,19 @@ fn connection(isk: &[u8]) -> Result<Option<Connection>> {
 
 /// criu keeps an address as the kernel's `__be32` words, taken as host
 /// integers: their native bytes are the address's bytes.
-fn ip(family: u64, w: &[u32]) -> Option<IpAddr> {
+fn ip(family: u64, w: &[u64]) -> Option<IpAddr> {
+    let word = |x: u64| u32::try_from(x).ok().map(u32::to_ne_bytes);
     match (family, w.len()) {
-        (AF_INET, 1) => Some(IpAddr::V4(Ipv4Addr::from(w[0].to_ne_bytes()))),
+        (AF_INET, 1) => Some(IpAddr::V4(Ipv4Addr::from(word(w[0])?))),
         (AF_INET6, 4) => {
             let mut b = [0u8; 16];
             for (i, x) in w.iter().enumerate() {
-                b[i * 4..i * 4 + 4].copy_from_slice(&x.to_ne_bytes());
+                b[i * 4..i * 4 + 4].copy_from_slice(&word(*x)?);
             }
             Some(IpAddr::V6(Ipv6Addr::from(b)))
         }
         _ => None,
     }
-}
-
-fn words(v: Value<'_>, out: &mut Vec<u32>) -> Result<()> {
-    match v {
-        Value::Varint(x) => out.push(x as u32),
-        // packed
-        Value::Bytes(mut b) => {
-            while !b.is_empty() {
-                let (x, n) = varint(b).ok_or_else(|| bad("inet socket entry"))?;
-                out.push(x as u32);
-                b = &b[n..];
-            }
-        }
-        Value::Fixed => {}
-    }
-    Ok(())
-}
-
-/// The protobuf entries of a criu image: magic(s), then `u32` size +
-/// message, repeated.
-fn entries<'a>(data: &'a [u8], magic: u32, what: &str) -> Result<Vec<&'a [u8]>> {
-    let u32_at = |i: usize| -> Option<u32> {
-        data.get(i..i + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    let mut pos = match u32_at(0) {
-        Some(IMG_COMMON_MAGIC) | Some(IMG_SERVICE_MAGIC) => 4,
-        _ => 0,
-    };
-    if u32_at(pos) != Some(magic) {
-        return Err(Error::InvalidArgument(format!(
-            "{what} is not a criu image of that kind (magic {:#x?})",
-            u32_at(pos)
-        )));
-    }
-    pos += 4;
-    let mut out = Vec::new();
-    while pos < data.len() {
-        let size = u32_at(pos).ok_or_else(|| bad(what))? as usize;
-        let entry = data
-            .get(pos + 4..pos.saturating_add(4).saturating_add(size))
-            .ok_or_else(|| bad(what))?;
-        out.push(entry);
-        pos += 4 + size;
-    }
-    Ok(out)
-}
-
-enum Value<'a> {
-    Varint(u64),
-    Bytes(&'a [u8]),
-    Fixed,
-}
-
-fn fields<'a>(mut b: &'a [u8], what: &str) -> Result<Vec<(u32, Value<'a>)>> {
-    let mut out = Vec::new();
-    while !b.is_empty() {
-        let (key, n) = varint(b).ok_or_else(|| bad(what))?;
-        b = &b[n..];
-        let field = (key >> 3) as u32;
-        let value = match key & 7 {
-            0 => {
-                let (v, n) = varint(b).ok_or_else(|| bad(what))?;
-                b = &b[n..];
-                Value::Varint(v)
-            }
-            1 | 5 => {
-                let n = if key & 7 == 1 { 8 } else { 4 };
-                b = b.get(n..).ok_or_else(|| bad(what))?;
-                Value::Fixed
-            }
-            2 => {
-                let (len, n) = varint(b).ok_or_else(|| bad(what))?;
-                let end = usize::try_from(len)
-                    .ok()
-                    .and_then(|l| l.checked_add(n))
-                    .ok_or_else(|| bad(what))?;
-                let v = b.get(n..end).ok_or_else(|| bad(what))?;
-                b = &b[end..];
-                Value::Bytes(v)
-            }
-            _ => return Err(bad(what)),
-        };
-        out.push((field, value));
-    }
-    Ok(out)
-}
-
-fn varint(b: &[u8]) -> Option<(u64, usize)> {
-    let mut v = 0u64;
-    for (i, &byte) in b.iter().enumerate().take(10) {
-        v |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Some((v, i + 1));
-        }
-    }
-    None
 }
 
 fn bad(what: &str) -> Error {
@@ -328,13 +239,23 @@ mod tests {
         m
     }
     fn image(magic: u32, msgs: &[Vec<u8>]) -> Vec<u8> {
-        let mut d = IMG_COMMON_MAGIC.to_le_bytes().to_vec();
+        let mut d = magic::IMG_COMMON.to_le_bytes().to_vec();
         d.extend(magic.to_le_bytes());
         for m in msgs {
             d.extend((m.len() as u32).to_le_bytes());
             d.extend(m);
         }
         d
+    }
+    fn connections_in(files: Option<&[u8]>, inetsk: Option<&[u8]>) -> Result<Vec<Connection>> {
+        let mut src = crate::agent::image_claims::MemSource::default();
+        if let Some(f) = files {
+            src.0.insert("files.img".into(), f.to_vec());
+        }
+        if let Some(i) = inetsk {
+            src.0.insert("inetsk.img".into(), i.to_vec());
+        }
+        connections(&src, &Limits::default())
     }
     fn be(a: [u8; 4]) -> u32 {
         u32::from_ne_bytes(a)
@@ -370,7 +291,7 @@ mod tests {
             bfield(&mut fe, FILE_ENTRY_ISK, &m);
             files.push(fe);
         }
-        let got = connections(Some(&image(FILES_MAGIC, &files)), None).unwrap();
+        let got = connections_in(Some(&image(magic::FILES, &files)), None).unwrap();
         assert_eq!(
             got,
             vec![
@@ -386,36 +307,36 @@ mod tests {
         );
         // The older layout: inet sockets in an image of their own.
         let old = isk(2, 6, 1, 2, &[be([127, 0, 0, 1])], &[be([127, 0, 0, 1])]);
-        let got = connections(None, Some(&image(INETSK_MAGIC, &[old]))).unwrap();
+        let got = connections_in(None, Some(&image(magic::INETSK, &[old]))).unwrap();
         assert_eq!(got.len(), 1);
-        assert_eq!(connections(None, None).unwrap(), vec![]);
+        assert_eq!(connections_in(None, None).unwrap(), vec![]);
     }
 
     #[test]
     fn hostile_images_are_errors_not_panics() {
-        let good = image(FILES_MAGIC, &[vec![8, 2]]);
-        assert!(connections(Some(&good), None).is_ok());
+        let good = image(magic::FILES, &[vec![8, 2]]);
+        assert!(connections_in(Some(&good), None).is_ok());
         // every truncation of a valid image
         let conn = isk(2, 6, 1, 2, &[be([1, 2, 3, 4])], &[be([5, 6, 7, 8])]);
         let mut fe = Vec::new();
         bfield(&mut fe, FILE_ENTRY_ISK, &conn);
-        let full = image(FILES_MAGIC, &[fe]);
+        let full = image(magic::FILES, &[fe]);
         for n in 0..full.len() {
-            let _ = connections(Some(&full[..n]), None);
+            let _ = connections_in(Some(&full[..n]), None);
         }
-        assert!(connections(Some(&image(INETSK_MAGIC, &[])), None).is_err());
-        let mut huge = image(FILES_MAGIC, &[]);
+        assert!(connections_in(Some(&image(magic::INETSK, &[])), None).is_err());
+        let mut huge = image(magic::FILES, &[]);
         huge.extend(u32::MAX.to_le_bytes());
-        assert!(connections(Some(&huge), None).is_err());
+        assert!(connections_in(Some(&huge), None).is_err());
         // a varint length beyond the buffer
         let mut m = vec![(FILE_ENTRY_ISK << 3 | 2) as u8];
         m.extend([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
-        assert!(connections(Some(&image(FILES_MAGIC, &[m])), None).is_err());
+        assert!(connections_in(Some(&image(magic::FILES, &[m])), None).is_err());
         // a connection with a v4 family and a v6-sized address
         let odd = isk(2, 6, 1, 2, &[1, 2, 3, 4], &[1]);
         let mut fe = Vec::new();
         bfield(&mut fe, FILE_ENTRY_ISK, &odd);
-        let e = connections(Some(&image(FILES_MAGIC, &[fe])), None).unwrap_err();
+        let e = connections_in(Some(&image(magic::FILES, &[fe])), None).unwrap_err();
         assert!(e.to_string().contains("malformed address"), "{e}");
     }
 

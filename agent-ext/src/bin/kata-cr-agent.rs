@@ -15,6 +15,9 @@ fn main() {
     if let Mode::PidnsExec { pidns_fd, argv } = &mode {
         std::process::exit(agent_ext::agent::pidns::main(*pidns_fd, argv));
     }
+    if let Mode::Guard { on_loss, argv } = &mode {
+        std::process::exit(agent_ext::agent::guard::main(on_loss.as_ref(), argv));
+    }
     // Colours only for a person at a terminal: journald, the guest's kernel
     // log and files get plain text.
     tracing_subscriber::fmt()
@@ -42,7 +45,9 @@ fn main() {
                 0
             }
             Mode::Ctl { addr, call } => cli::ctl(&addr, call).await,
-            Mode::PidnsExec { .. } => unreachable!("handled before the runtime starts"),
+            Mode::PidnsExec { .. } | Mode::Guard { .. } => {
+                unreachable!("handled before the runtime starts")
+            }
             Mode::Serve { config, listen } => {
                 match agent_ext::agent::serve(config, &listen).await {
                     Ok(()) => 0,

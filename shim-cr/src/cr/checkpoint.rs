@@ -1,10 +1,11 @@
 //! Checkpoint of a kata-cr container. The engine has paused the task; the
-//! agent dumps the workload subtree (kata-cr-init's child) into
-//! `<rootfs>/.kata-cr/<name>/`, which reaches this host through the rootfs's
-//! upperdir, from where the image set is moved flat into the request's path.
-//! On any failure the partial image set is removed from the rootfs and
-//! nothing is left in the request's path; the agent leaves the workload
-//! running in the freezer state it found.
+//! agent dumps the workload subtree (kata-cr-init's child) into a private
+//! directory of the rootfs it names itself (`<rootfs>/.kata-cr-<hex>/`),
+//! which reaches this host through the rootfs's upperdir, from where the
+//! image set is moved flat into the request's path; then the agent removes
+//! the emptied directory through its view of the rootfs (`ReleaseImages`).
+//! On any failure nothing is left in the request's path or the rootfs; the
+//! agent leaves the workload running in the freezer state it found.
 
 use std::path::{Path, PathBuf};
 
@@ -118,11 +119,9 @@ pub async fn dump_and_stage(
     dest: &Path,
 ) -> Result<(api::CheckpointResponse, Staged, u128)> {
     let id = c.id.as_str();
-    let name = staging::new_set_name("ckpt");
     let mut ck = api::CheckpointRequest::new();
     ck.container_id = id.to_string();
     ck.rootfs = backend.agent_rootfs(c).display().to_string();
-    ck.image_dir = name.clone();
     ck.leave_running = !want.exit;
     ck.tcp_established = want.tcp_established;
     ck.file_locks = want.file_locks;
@@ -135,18 +134,44 @@ pub async fn dump_and_stage(
         .checkpoint(api::context_with_timeout(backend.timeout), &ck)
         .await
         .map_err(|e| Error::from_agent(Op::Checkpoint, id, e));
-    let dumped = match dumped {
-        Ok(r) => r,
-        Err(e) => {
-            staging::discard(upper.to_path_buf(), name).await;
-            return Err(e);
-        }
-    };
+    // A failed dump leaves nothing: the agent removed its directory.
+    let dumped = dumped?;
     let dump_ms = t0.elapsed().as_millis();
-    let staged = stage(upper.to_path_buf(), name, dest.to_path_buf())
+    let name = dumped.image_dir.clone();
+    if !staging::is_private(&name) {
+        return Err(Error::InvalidArgument(format!(
+            "checkpoint of {id}: kata-cr-agent named no private image directory ({name:?}): \
+             an agent older than API 3?"
+        )));
+    }
+    let staged = stage(upper.to_path_buf(), name.clone(), dest.to_path_buf())
         .await
-        .map_err(|e| e.context(format!("checkpoint of container {id}")))?;
-    Ok((dumped, staged, dump_ms))
+        .map_err(|e| e.context(format!("checkpoint of container {id}")));
+    // The emptied (or, on failure, partly moved) directory goes away
+    // through the agent's view of the rootfs.
+    release(&client, backend, id, &ck.rootfs, name).await;
+    Ok((dumped, staged?, dump_ms))
+}
+
+/// Has the agent remove its image directory `name` (best effort: the agent
+/// removes what is not claimed after a grace period anyway).
+async fn release(
+    client: &api::AgentClient,
+    backend: &AgentBackend,
+    id: &str,
+    rootfs: &str,
+    name: String,
+) {
+    let mut rel = api::ReleaseImagesRequest::new();
+    rel.container_id = id.to_string();
+    rel.rootfs = rootfs.to_string();
+    rel.image_dir = name;
+    if let Err(e) = client
+        .release_images(api::context_with_timeout(backend.timeout), &rel)
+        .await
+    {
+        tracing::warn!(id, error = %e, dir = %rel.image_dir, "checkpoint: the agent could not remove its image directory (it will after its grace period)");
+    }
 }
 
 /// criu's log and statistics (`dump.log`, `stats-dump`): the agent brings

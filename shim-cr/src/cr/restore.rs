@@ -25,7 +25,9 @@ pub async fn prepare(backend: &AgentBackend, c: &Container, checkpoint: &Path) -
         op: Op::Restore,
         id: id.clone(),
     })?;
-    let name = staging::new_set_name("restore");
+    // Unpredictable, at the rootfs's root: nothing the image's rootfs diff
+    // planted is in the way, and the agent removes it through its view.
+    let name = staging::new_private_name();
     let (src, n) = (checkpoint.to_path_buf(), name.clone());
     let staged = crate::blocking::run("stage the image set in", move || {
         if !src.join("inventory.img").is_file() {

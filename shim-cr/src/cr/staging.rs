@@ -5,13 +5,21 @@
 //! directory fd, only regular files are accepted, and anything else (a
 //! symlink, a fifo, a device, a directory) is refused without being opened.
 //!
-//! Checkpoint: `<upperdir>/.kata-cr/<name>/*` -> `<dest>/*`, flat (CRI
-//! extracts the result with one `os.Create` per entry). Same filesystem:
-//! `renameat2(NOREPLACE)`, O(1) per file whatever its size; otherwise a copy.
+//! Checkpoint: `<upperdir>/<name>/*` -> `<dest>/*`, flat (CRI extracts the
+//! result with one `os.Create` per entry), where `<name>` is the private
+//! `.kata-cr-<hex>` directory kata-cr-agent made for the dump. Same
+//! filesystem: `renameat2(NOREPLACE)`, O(1) per file whatever its size;
+//! otherwise a copy. The emptied directory is the agent's to remove,
+//! through its view of the rootfs (`ReleaseImages`): removing it here,
+//! behind the overlay's back, would leave the container a stale entry.
 //!
-//! Restore: `<checkpoint dir>/*` -> `<upperdir>/.kata-cr/<name>/*`, copied
+//! Restore: `<checkpoint dir>/*` -> `<upperdir>/.kata-cr-<hex>/*`, copied
 //! (the checkpoint stays containerd's), regular files only: the set came from
-//! an image or an archive and is no more trusted than the container.
+//! an image or an archive and is no more trusted than the container. The
+//! agent removes it after the restore, through its view.
+//!
+//! Names without the `.kata-cr-` prefix mean `<upperdir>/.kata-cr/<name>`,
+//! the layout of older agents.
 
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
@@ -24,6 +32,11 @@ use nix::sys::stat::{fstat, fstatat, Mode, SFlag};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
 use crate::error::{Error, Result};
+
+/// Whether `name` is a private image directory (at the rootfs's root).
+pub fn is_private(name: &str) -> bool {
+    kata_cr_api::is_private_image_dir(name)
+}
 
 /// How the files crossed over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,14 +82,27 @@ fn open_subdir<F: AsFd>(dir: &F, name: &str, shown: &str) -> Result<OwnedFd> {
     })
 }
 
-/// Image set names follow the rule the agent applies too.
+/// Image set names follow the rules the agent applies too: a private name
+/// at the rootfs's root, or a legacy one under `.kata-cr/`.
 fn validate_name(name: &str) -> Result<()> {
+    if is_private(name) {
+        return Ok(());
+    }
     Ok(kata_cr_api::validate_image_dir(name)?)
 }
 
-/// A fresh image set name, `<prefix>-<16 hex digits>`: unique per
-/// operation, and valid for [`validate_name`] with a valid prefix.
-pub fn new_set_name(prefix: &str) -> String {
+/// A fresh private image directory name, `.kata-cr-<32 hex digits>`
+/// (128 random bits): the container can neither predict nor block it.
+pub fn new_private_name() -> String {
+    format!(
+        "{}{}",
+        kata_cr_api::PRIVATE_IMAGE_DIR_PREFIX,
+        [random_hex(), random_hex()].concat()
+    )
+}
+
+/// 8 random bytes as hex (the time and pid when /dev/urandom fails).
+fn random_hex() -> String {
     let mut b = [0u8; 8];
     if std::fs::File::open("/dev/urandom")
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
@@ -87,7 +113,7 @@ pub fn new_set_name(prefix: &str) -> String {
             .unwrap_or_default();
         b = (t.as_nanos() as u64 ^ std::process::id() as u64).to_le_bytes();
     }
-    format!("{prefix}-{}", hex::encode(b))
+    hex::encode(b)
 }
 
 fn entries(dir: &OwnedFd) -> Result<Vec<String>> {
@@ -105,11 +131,20 @@ fn entries(dir: &OwnedFd) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Move `<upper>/.kata-cr/<name>/*` flat into `dest` and remove the source
-/// directory. On failure nothing is left behind in `dest` by this call, and
-/// the source set is removed too (a partial image set is worth nothing).
+/// Move the set `name` (see the module documentation) flat into `dest`.
+/// On failure nothing is left behind in `dest` by this call. A legacy set's
+/// directory is removed here either way (a partial image set is worth
+/// nothing); a private one is the agent's to remove.
 pub fn stage_out(upper: &Path, name: &str, dest: &Path) -> Result<Staged> {
     validate_name(name)?;
+    if is_private(name) {
+        // The agent removes its directory (see the module documentation).
+        let shown = format!("{}/{name}", upper.display());
+        let upper_fd = open_dir(upper)?;
+        let src = open_subdir(&upper_fd, name, &shown)?;
+        let dest_fd = open_dir(dest)?;
+        return move_files(&src, &dest_fd, &shown, dest);
+    }
     let shown = format!("{}/{STAGING_DIR}/{name}", upper.display());
     let res = (|| {
         let upper_fd = open_dir(upper)?;
@@ -226,20 +261,25 @@ fn copy_one(src: &OwnedFd, dest: &OwnedFd, n: &str, shown: &str, dest_path: &Pat
     Ok(())
 }
 
-/// Copy the image set in `src` into a new `<upper>/.kata-cr/<name>/` (mode
+/// Copy the image set in `src` into a new set `name` of `upper` (mode
 /// 0700). Files that are not regular (links, fifos, directories) are refused.
 /// On failure the new directory is removed.
 pub fn stage_in(src: &Path, upper: &Path, name: &str) -> Result<Staged> {
     validate_name(name)?;
     let src_fd = open_dir(src)?;
     let upper_fd = open_dir(upper)?;
-    let kcr_shown = format!("{}/{STAGING_DIR}", upper.display());
-    match nix::sys::stat::mkdirat(&upper_fd, STAGING_DIR, Mode::from_bits_truncate(0o755)) {
-        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
-        Err(e) => return Err(Error::io(format!("mkdir {kcr_shown}"), e.into())),
-    }
-    let kcr = open_subdir(&upper_fd, STAGING_DIR, &kcr_shown)?;
-    let shown = format!("{kcr_shown}/{name}");
+    let (kcr, shown) = if is_private(name) {
+        let dup = nix::unistd::dup(&upper_fd).map_err(nix_err("dup".into()))?;
+        (dup, format!("{}/{name}", upper.display()))
+    } else {
+        let kcr_shown = format!("{}/{STAGING_DIR}", upper.display());
+        match nix::sys::stat::mkdirat(&upper_fd, STAGING_DIR, Mode::from_bits_truncate(0o755)) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(Error::io(format!("mkdir {kcr_shown}"), e.into())),
+        }
+        let kcr = open_subdir(&upper_fd, STAGING_DIR, &kcr_shown)?;
+        (kcr, format!("{kcr_shown}/{name}"))
+    };
     nix::sys::stat::mkdirat(&kcr, name, Mode::from_bits_truncate(0o700))
         .map_err(nix_err(format!("mkdir {shown}")))?;
     let res = (|| {
@@ -280,7 +320,7 @@ pub fn stage_in(src: &Path, upper: &Path, name: &str) -> Result<Staged> {
     res
 }
 
-/// Removes `<upper>/.kata-cr/<name>` off the runtime; a failure is logged
+/// Removes the set `name` of `upper` off the runtime; a failure is logged
 /// (what stays is inside the container's rootfs, which its Delete removes).
 pub async fn discard(upper: PathBuf, name: String) {
     let set = name.clone();
@@ -292,11 +332,14 @@ pub async fn discard(upper: PathBuf, name: String) {
     }
 }
 
-/// Remove `<upper>/.kata-cr/<name>` and everything in it, following nothing.
+/// Remove the set `name` of `upper` and everything in it, following nothing.
 /// Missing is fine.
 pub fn remove_set(upper: &Path, name: &str) -> Result<()> {
     validate_name(name)?;
     let upper_fd = open_dir(upper)?;
+    if is_private(name) {
+        return remove_tree(&upper_fd, name, 0);
+    }
     let kcr = match open_subdir(&upper_fd, STAGING_DIR, STAGING_DIR) {
         Ok(fd) => fd,
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
@@ -520,13 +563,37 @@ mod tests {
     }
 
     #[test]
-    fn new_names_are_valid_and_distinct() {
-        let (a, b) = (new_set_name("ckpt"), new_set_name("ckpt"));
-        assert_ne!(a, b);
-        assert!(
-            a.starts_with("ckpt-") && a.len() == "ckpt-".len() + 16,
-            "{a}"
+    fn private_sets_live_at_the_root_and_their_dir_is_left_to_the_agent() {
+        let t = tempfile::tempdir().unwrap();
+        let (upper, dest, ck) = (
+            t.path().join("upper"),
+            t.path().join("dest"),
+            t.path().join("ck"),
         );
+        for d in [&dest, &ck] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let name = ".kata-cr-0123456789abcdef0123456789abcdef";
+        std::fs::create_dir_all(upper.join(name)).unwrap();
+        std::fs::write(upper.join(name).join("inventory.img"), b"inv").unwrap();
+        let s = stage_out(&upper, name, &dest).unwrap();
+        assert_eq!(s.files, vec!["inventory.img"]);
+        assert_eq!(std::fs::read_dir(upper.join(name)).unwrap().count(), 0);
+        assert!(!upper.join(STAGING_DIR).exists(), "no .kata-cr made");
+        std::fs::write(ck.join("pstree.img"), b"p").unwrap();
+        let r = ".kata-cr-ffffffffffffffffffffffffffffffff";
+        stage_in(&ck, &upper, r).unwrap();
+        assert!(upper.join(r).join("pstree.img").is_file());
+        assert!(!upper.join(STAGING_DIR).exists());
+        remove_set(&upper, r).unwrap();
+        assert!(!upper.join(r).exists());
+    }
+
+    #[test]
+    fn new_names_are_private_valid_and_distinct() {
+        let (a, b) = (new_private_name(), new_private_name());
+        assert_ne!(a, b);
+        assert!(is_private(&a), "{a}");
         validate_name(&a).unwrap();
         assert!(validate_name(".kata-cr").is_err());
     }

@@ -119,18 +119,34 @@ impl api::Agent for FakeAgent {
         req: api::CheckpointRequest,
     ) -> ttrpc::Result<api::CheckpointResponse> {
         self.pass_gate().await;
-        let dir = Path::new(&req.rootfs)
-            .join(api::IMAGE_ROOT)
-            .join(&req.image_dir);
+        // As the agent does: a private directory at the rootfs's root.
+        let name = format!(
+            ".kata-cr-{:032x}",
+            self.log.lock().unwrap().checkpoints.len() + 1
+        );
+        let dir = Path::new(&req.rootfs).join(&name);
         std::fs::create_dir_all(&dir).unwrap();
         for f in ["inventory.img", "pages-1.img"] {
             std::fs::write(dir.join(f), f).unwrap();
         }
         self.log.lock().unwrap().checkpoints.push(req);
         let mut r = api::CheckpointResponse::new();
+        r.image_dir = name;
         r.image_dir_path = dir.display().to_string();
         r.criu_log_path = "/w/dump.log".into();
         Ok(r)
+    }
+    async fn release_images(
+        &self,
+        _: &TtrpcContext,
+        req: api::ReleaseImagesRequest,
+    ) -> ttrpc::Result<api::ReleaseImagesResponse> {
+        let dir = Path::new(&req.rootfs).join(&req.image_dir);
+        let removed = std::fs::remove_dir_all(&dir).is_ok();
+        Ok(api::ReleaseImagesResponse {
+            removed,
+            ..Default::default()
+        })
     }
     async fn restore(
         &self,
@@ -139,7 +155,6 @@ impl api::Agent for FakeAgent {
     ) -> ttrpc::Result<api::RestoreResponse> {
         self.pass_gate().await;
         let staged = Path::new(&req.rootfs)
-            .join(api::IMAGE_ROOT)
             .join(&req.image_dir)
             .join("inventory.img");
         assert!(staged.is_file(), "the image set is staged at {staged:?}");
@@ -300,19 +315,24 @@ impl Bed {
         self.call("Delete", d.write_to_bytes().unwrap()).await
     }
 
+    /// kata-cr's image directories in the container's rootfs (private ones
+    /// at its root, legacy ones under .kata-cr/).
     fn staged_sets(&self, id: &str) -> Vec<String> {
-        let root = self
-            .dir
-            .path()
-            .join("bundles")
-            .join(id)
-            .join("rootfs")
-            .join(api::IMAGE_ROOT);
-        let Ok(rd) = std::fs::read_dir(root) else {
-            return Vec::new();
+        let rootfs = self.dir.path().join("bundles").join(id).join("rootfs");
+        let names = |dir: std::path::PathBuf| -> Vec<String> {
+            std::fs::read_dir(dir)
+                .map(|rd| {
+                    rd.map(|e| e.unwrap().file_name().into_string().unwrap())
+                        .collect()
+                })
+                .unwrap_or_default()
         };
-        rd.map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect()
+        let mut sets: Vec<String> = names(rootfs.clone())
+            .into_iter()
+            .filter(|n| api::is_private_image_dir(n))
+            .collect();
+        sets.extend(names(rootfs.join(api::IMAGE_ROOT)));
+        sets
     }
 }
 

@@ -1,0 +1,444 @@
+#!/usr/bin/env bash
+# Hardening: a checkpoint is untrusted input, an interrupted operation leaves nothing
+# paused or littered, and a container cannot refuse its own checkpoint (issue 9,
+# guest-daemon side). Run in the bed:
+#   integration/testbed run -- integration/suites/hardening.sh
+# Each hostile image set is crafted by the case itself from a real checkpoint, with
+# integration/criu-craft (built by `make build`). After every case: the workload is
+# RUNNING (or cleanly gone after a refused restore) and not frozen, no image files or
+# kata-cr directories are left in any rootfs, no criu or restore helper is left
+# running; the case's own checks decide it. The suite ends with a table: the case,
+# runc's result where the same thing can be tried with runc, kata-cr's, and the data
+# lost (state the workload or the host had before and no longer has): always 0.
+# shellcheck source=integration/suites/lib.sh
+E2E_CASE_TIMEOUT=${E2E_CASE_TIMEOUT:-240}
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
+
+REPO=$(cd "$E2E_SUITES_DIR/../.." && pwd -P)
+CRAFT=${CRIU_CRAFT:-${KATA_CR_BIN_DIR:-$REPO/target/x86_64-unknown-linux-gnu/release}/criu-craft}
+AGENT_SOCK=/run/kata-cr/agent.sock
+# The bed's agent (integration/testbed): what every case leaves running.
+AGENT_ARGS=(--listen "unix://$AGENT_SOCK" --restore-timeout 30)
+# Written by rename, so that a reader never sees a half-written file.
+COUNTER='i=$(cat /tmp/c 2>/dev/null || echo 0); trap "exit 42" TERM; while :; do i=$((i+1)); echo $i > /tmp/c.n; mv /tmp/c.n /tmp/c; sleep 0.2; done'
+# The counter with a mark of this case in its command line (restored copies keep it),
+# so that one left anywhere can be found.
+marked() { echo ": hardening-$E2E_RUN_ID-$E2E_CASE_NO-${RT:-x}; $COUNTER"; }
+mark() { echo "hardening-$E2E_RUN_ID-$E2E_CASE_NO-${RT:-x}"; }
+TABLE=$E2E_WORK/hardening.table
+
+# ------------------------------------------------------------------ helpers
+row() { # row CASE RUNC KATA-CR LOST: one line of the suite's table
+  printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$TABLE"
+}
+counter() { ctr t exec --exec-id "x$RANDOM$RANDOM" "$1" cat /tmp/c 2>/dev/null; }
+counting() { # counting ID: the counter moves on (0) or not (1)
+  local a b
+  a=$(counter "$1"); sleep 0.7; b=$(counter "$1")
+  [ -n "$a" ] && [ -n "$b" ] && [ "$b" -gt "$a" ]
+}
+slow_counting() { # slow_counting ID: the calm counter moves on
+  local a b
+  a=$(counter "$1"); sleep 2.2; b=$(counter "$1")
+  [ -n "$a" ] && [ -n "$b" ] && [ "$b" -gt "$a" ]
+}
+upperdir_of() { # upperdir of a ctr container's rootfs
+  awk -v m="/run/containerd/io.containerd.runtime.v2.task/$CTR_NS/$1/rootfs" \
+    '$5 == m {print}' /proc/self/mountinfo | grep -o 'upperdir=[^,]*' | cut -d= -f2
+}
+task_pid() { ctr t ls 2>/dev/null | awk -v id="$1" '$1 == id {print $2}'; }
+freezer_of_pid() { # the v1 freezer state (or v2 cgroup.freeze) of a process's cgroup
+  local pid=$1 path
+  path=$(awk -F: '$2 == "freezer" {print $3}' "/proc/$pid/cgroup" 2>/dev/null)
+  if [ -n "$path" ] && [ -f "/sys/fs/cgroup/freezer$path/freezer.state" ]; then
+    cat "/sys/fs/cgroup/freezer$path/freezer.state"
+    return
+  fi
+  path=$(awk -F: '$1 == "0" {print $3}' "/proc/$pid/cgroup" 2>/dev/null)
+  case "$(cat "/sys/fs/cgroup$path/cgroup.freeze" 2>/dev/null || cat "/sys/fs/cgroup/unified$path/cgroup.freeze" 2>/dev/null)" in
+    1) echo FROZEN ;; 0) echo THAWED ;; *) echo unknown ;;
+  esac
+}
+# Every rootfs of every task the bed runs: no kata-cr directory, no criu image at its
+# top (upperdir = what a rootfs diff carries, merged view = what the container sees).
+# (What a container planted itself under such names is its own: only directories of
+# the agent's pattern count.)
+traces_in_rootfses() {
+  local m up
+  awk '$5 ~ "^/run/containerd/io.containerd.runtime.v2.task/.*/rootfs$" {print $5}' /proc/self/mountinfo \
+    | while read -r m; do
+        up=$(awk -v m="$m" '$5 == m {print}' /proc/self/mountinfo | grep -o 'upperdir=[^,]*' | cut -d= -f2)
+        for d in "$m" $up; do
+          find "$d" -mindepth 1 -maxdepth 1 \( -type d -name '.kata-cr-*' -o -type f -name '*.img' \) 2>/dev/null
+        done
+      done
+}
+# kata-cr's criu (it always gets its image directory as /proc/self/fd/N), or the
+# agent's restore helper. runc's criu is runc's business.
+KATA_CRIU='--images-dir /proc/self/fd/'
+leftover_processes() {
+  pgrep -a -f -- "$KATA_CRIU"
+  pgrep -a -f 'kata-cr-agent pidns-exec'
+  true
+}
+kata_criu_pids() { # kata-cr's criu processes themselves (not the agent's helpers)
+  local p
+  for p in $(pgrep -x criu); do
+    tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- "$KATA_CRIU" && echo "$p"
+  done
+  true
+}
+# The state of a task's processes, for a failure message.
+task_procs() { # task_procs ID
+  local pid; pid=$(task_pid "$1")
+  [ -n "$pid" ] || return 0
+  echo "freezer $(freezer_of_pid "$pid"); processes:"
+  ps -eo pid,ppid,stat,wchan:24,args | awk -v p="$pid" 'NR == 1 || $1 == p || $2 == p' | head -20
+  pgrep -a -f -- "$KATA_CRIU"
+}
+# runc's criu (criu swrk) left by a runc restore that never finished: killed, named.
+kill_runc_criu() {
+  local p left=""
+  for p in $(pgrep -x criu); do
+    tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- "$KATA_CRIU" && continue
+    left="$left $p"; kill -KILL "$p" 2>/dev/null
+  done
+  echo "$left"
+}
+# The checks after every case. IDS: containers that must be RUNNING and thawed.
+after_case() { # after_case [ID...]
+  local id pid st left
+  for id in "$@"; do
+    st=$(c_status "$id"); pid=$(task_pid "$id")
+    expect_eq "task $id after the case" RUNNING "$st"
+    expect_eq "freezer of $id after the case" THAWED "$(freezer_of_pid "$pid")"
+  done
+  left=$(traces_in_rootfses)
+  [ -z "$left" ] || fail "image files or kata-cr directories left in a rootfs: $left"
+  left=$(leftover_processes)
+  [ -z "$left" ] || fail "processes left behind: $left"
+}
+agent_pid() { pgrep -x kata-cr-agent | head -n 1; }
+agent_rss_peak_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$(agent_pid)/status"; }
+start_agent() { # start_agent [EXTRA ARGS...]: replace the running agent by one with these arguments
+  local old; old=$(agent_pid)
+  if [ -n "$old" ]; then
+    kill -TERM "$old" 2>/dev/null
+    poll 10 eval "! kill -0 $old 2>/dev/null" || kill -KILL "$old" 2>/dev/null
+  fi
+  wait_for 5 eval "! kill -0 ${old:-0} 2>/dev/null"
+  env -i PATH="$PATH" HOME=/root setsid kata-cr-agent "${AGENT_ARGS[@]}" "$@" </dev/null \
+    >>"${KATA_CR_BED_LOG_DIR:-/tmp}/kata-cr-agent.log" 2>&1 &
+  poll 10 eval '[ -n "$(agent_pid)" ] && [ -S '"$AGENT_SOCK"' ]' || fail "kata-cr-agent did not start ($*)"
+}
+agent_back() { # the bed's agent again, whatever the case did to it
+  local p; p=$(agent_pid)
+  if [ -z "$p" ] || ! tr '\0' ' ' <"/proc/$p/cmdline" | grep -q -- '--restore-timeout 30 *$'; then
+    start_agent
+  fi
+}
+
+# CRI: a pod and a counter container of runtime $RT; prints "POD CTR"
+cri_counter() { # cri_counter NAME
+  local d=$E2E_CASE_DIR pod c
+  ctr_json "$1" "$d/$1.$RT.json" "$(marked)"
+  pod_json "$(uid "$1")" "$d/$1-pod.$RT.json"
+  pod=$(must crictl runp --runtime "$(rt_cri)" "$d/$1-pod.$RT.json") || exit 1
+  track_pod "$pod"
+  c=$(must crictl create "$pod" "$d/$1.$RT.json" "$d/$1-pod.$RT.json") || exit 1
+  must crictl start "$c" >/dev/null || exit 1
+  wait_cri_state "$c" CONTAINER_RUNNING
+  echo "$pod $c"
+}
+# A CRI checkpoint archive of a fresh counter of runtime $RT, its pod removed; unpacked
+# in DIR/x (the criu images in DIR/x/checkpoint). Prints nothing.
+cri_archive() { # cri_archive NAME DIR
+  local pod c
+  read -r pod c < <(cri_counter "$1") || exit 1
+  [ -n "$c" ] || exit 1
+  sleep 0.8
+  must crictl checkpoint --export="$2/orig.tar" "$c" >/dev/null || exit 1
+  must crictl rmp -f "$pod" >/dev/null || exit 1
+  mkdir -p "$2/x" && tar -C "$2/x" -xf "$2/orig.tar" || fail "cannot unpack the archive"
+}
+# Restores the archive DIR/bad.tar into a new pod of runtime $RT. Sets RESTORE_OUT
+# (what start said), RESTORE_RC (0 = it started), RESTORED (the container id).
+cri_restore() { # cri_restore NAME DIR
+  local pod
+  pod_json "$(uid "r$1")" "$2/$1-pod.$RT.json"
+  pod=$(must crictl runp --runtime "$(rt_cri)" "$2/$1-pod.$RT.json") || exit 1
+  track_pod "$pod"
+  jq --arg t "$2/bad.tar" '.image.image = $t' "$2/$1.$RT.json" >"$2/$1-r.$RT.json"
+  RESTORED=$(must crictl create "$pod" "$2/$1-r.$RT.json" "$2/$1-pod.$RT.json") || exit 1
+  RESTORE_OUT=$(timeout "${RESTORE_WAIT:-120}" crictl start "$RESTORED" 2>&1)
+  RESTORE_RC=$?
+  [ "$RESTORE_RC" = 124 ] && RESTORE_OUT="start did not return within ${RESTORE_WAIT:-120}s (runc's criu left:$(kill_runc_criu))"
+  true
+}
+# After a refused restore: the container did not come up, nothing of it runs.
+refused_cleanly() { # refused_cleanly ID
+  poll 10 eval "[ \"\$(cri_state $1)\" != CONTAINER_RUNNING ]" || fail "restored container still running: $(cri_state "$1")"
+  local left; left=$(pgrep -a -f -- "$(mark)" | grep -v -e pgrep -e "$$")
+  [ -z "$left" ] || fail "restored processes left behind: $left"
+}
+
+# ------------------------------------------------------------------ untrusted image sets
+# Issue 9 item 1: the container's /dev/shm made an external mount with criu's
+# auto-generated key and a host directory as its source. With --ext-mount-map auto,
+# criu would bind that host directory into the restored container.
+t_ext_mount_archive() {
+  local d=$E2E_CASE_DIR host=/tmp/hardening-host-$E2E_RUN_ID runc_result kata lost=0
+  mkdir -p "$host" && echo "host secret" >"$host/secret" && chmod 600 "$host/secret"
+  local before; before=$(ls -lA --time-style=full-iso "$host" | sha256sum)
+  for RT in runc kata-cr; do
+    mkdir -p "$d/$RT"
+    cri_archive ext "$d/$RT"
+    must "$CRAFT" ext-mount "$d/$RT/x/checkpoint" --mountpoint /dev/shm --source "$host" >/dev/null || exit 1
+    "$CRAFT" show "$d/$RT/x/checkpoint" | grep '"/dev/shm"' | sed 's/^/crafted: /' >&2
+    tar -C "$d/$RT/x" -cf "$d/$RT/bad.tar" . || fail "cannot repack"
+    cp "$d/ext.$RT.json" "$d/$RT/ext.$RT.json"
+    RESTORE_WAIT=60 cri_restore ext "$d/$RT"
+    if [ "$RESTORE_RC" = 0 ]; then
+      local seen; seen=$(crictl exec -s "$RESTORED" sh -c 'ls /dev/shm; cat /dev/shm/secret' 2>&1 | tr '\n' ' ')
+      printf -v "result_${RT//-/_}" 'RESTORED, container sees: %s' "$seen"
+      [ "$RT" = kata-cr ] && fail "kata-cr restored the crafted archive; the container sees in /dev/shm: $seen"
+    else
+      printf -v "result_${RT//-/_}" 'refused'
+      info "[$RT] $(head -c 400 <<<"$RESTORE_OUT" | tr '\n' ' ')"
+      refused_cleanly "$RESTORED"
+    fi
+  done
+  # shellcheck disable=SC2154 # set by printf -v
+  runc_result=$result_runc kata=$result_kata_cr
+  grep -q 'InvalidArgument\|INVALID_ARGUMENT\|invalid argument' <<<"$RESTORE_OUT" || fail "kata-cr's refusal is not an InvalidArgument: $RESTORE_OUT"
+  grep -q 'CRIU:AUTOGENERATED' <<<"$RESTORE_OUT" || fail "kata-cr's refusal does not name the key: $RESTORE_OUT"
+  grep -q '/dev/shm' <<<"$RESTORE_OUT" || fail "kata-cr's refusal does not name the mount: $RESTORE_OUT"
+  [ "$(ls -lA --time-style=full-iso "$host" | sha256sum)" = "$before" ] || lost=$((lost + 1))
+  [ "$(cat "$host/secret")" = "host secret" ] || lost=$((lost + 1))
+  expect_eq "host directory changed (data lost)" 0 "$lost"
+  after_case
+  rm -rf "$host"
+  row "crafted external /dev/shm -> host dir" "$runc_result" "$kata: $(grep -o 'external mount with key[^:]*' <<<"$RESTORE_OUT" | head -1)" "$lost"
+}
+# Issue 9 item 2: a 1.5 GiB files.img (a few MB compressed in an image) took the agent
+# from 3 MiB to 1.5 GiB. Not run under runc: its criu reads the entry whole.
+t_oversized_files_img() {
+  RT=kata-cr
+  local d=$E2E_CASE_DIR peak0 peak1 grew lost=0
+  cri_archive big "$d"
+  local size=$((3 << 29))
+  must "$CRAFT" pad "$d/x/checkpoint" --file files.img --size "$size" >/dev/null || exit 1
+  tar -C "$d/x" -cf "$d/bad.tar" . || fail "cannot repack"
+  peak0=$(agent_rss_peak_kb)
+  cri_restore big "$d"
+  peak1=$(agent_rss_peak_kb)
+  [ "$RESTORE_RC" != 0 ] || fail "a restore with a 1.5 GiB files.img succeeded"
+  info "error: $(head -c 500 <<<"$RESTORE_OUT" | tr '\n' ' ')"
+  grep -q 'files.img is 1.5 GiB' <<<"$RESTORE_OUT" || fail "the error does not say files.img is too big: $RESTORE_OUT"
+  grep -q -- '--max-metadata-image-bytes' <<<"$RESTORE_OUT" || fail "the error does not name the cap: $RESTORE_OUT"
+  grew=$(( (peak1 - peak0) / 1024 ))
+  info "agent peak RSS ${peak0} kB -> ${peak1} kB"
+  [ "$grew" -lt 32 ] || fail "the agent's peak RSS grew by $grew MiB reading a 1.5 GiB files.img"
+  refused_cleanly "$RESTORED"
+  after_case
+  row "1.5 GiB files.img" "not run (criu reads it whole)" "refused, agent peak RSS +${grew} MiB" "$lost"
+}
+
+# Issue 9 item 6: criu restores credentials from core-*.img; a crafted one adds
+# CAP_SYS_ADMIN to the default set. runc trusts the image; kata-cr refuses what the
+# spec does not grant.
+t_core_caps() {
+  local d=$E2E_CASE_DIR lost=0
+  for RT in runc kata-cr; do
+    mkdir -p "$d/$RT"
+    cri_archive caps "$d/$RT"
+    must "$CRAFT" caps "$d/$RT/x/checkpoint" --mask a82425fb >/dev/null || exit 1
+    tar -C "$d/$RT/x" -cf "$d/$RT/bad.tar" . || fail "cannot repack"
+    cp "$d/caps.$RT.json" "$d/$RT/caps.$RT.json"
+    RESTORE_WAIT=60 cri_restore caps "$d/$RT"
+    if [ "$RESTORE_RC" = 0 ]; then
+      local bnd; bnd=$(crictl exec -s "$RESTORED" sh -c 'for p in /proc/[0-9]*; do grep -q "while :" $p/cmdline 2>/dev/null && grep CapBnd $p/status; done' 2>/dev/null | head -1 | awk '{print $2}')
+      printf -v "res_${RT//-/_}" 'restored, workload CapBnd %s' "${bnd:-?}"
+      [ "$RT" = kata-cr ] && fail "kata-cr restored a core image with every capability (CapBnd $bnd)"
+    else
+      printf -v "res_${RT//-/_}" '%s' "$( [ "$RESTORE_RC" = 124 ] && echo "restore hung, killed" || echo refused)"
+      info "[$RT] $(head -c 400 <<<"$RESTORE_OUT" | tr '\n' ' ')"
+      refused_cleanly "$RESTORED"
+    fi
+  done
+  grep -q 'capabilities beyond the container' <<<"$RESTORE_OUT" || fail "the refusal does not say why: $RESTORE_OUT"
+  grep -q 'CAP_SYS_ADMIN' <<<"$RESTORE_OUT" || fail "the refusal does not name the capabilities: $RESTORE_OUT"
+  after_case
+  # shellcheck disable=SC2154 # set by printf -v
+  row "crafted core-*.img: + CAP_SYS_ADMIN" "$res_runc" "$res_kata_cr" "$lost"
+}
+
+# ------------------------------------------------------------------ interrupted dumps
+# A workload big enough that the dump takes a moment (256 MiB in tmpfs).
+BIG='dd if=/dev/urandom of=/dev/shm/big bs=1M count=256 2>/dev/null; '"$COUNTER"
+
+# Issue 9 item 4: kata-cr-agent SIGKILLed mid-dump. criu dies with it (parent-death
+# signal), the engine's pause is undone by ctr, and the next agent removes the
+# half-written image directory at start.
+t_agent_killed_mid_dump() {
+  RT=kata-cr
+  local id lost=0 ck rc; id=$(uid kill)
+  trap 'agent_back; e2e_cleanup' EXIT
+  track_ctr "$id"
+  must ctr run -d --runtime "$(rt_ctr)" "$IMG" "$id" sh -c "$BIG" >/dev/null || exit 1
+  wait_status "$id" RUNNING
+  poll 60 counting "$id" || fail "not counting before the checkpoint"
+  local before; before=$(counter "$id")
+  timeout 90 ctr t checkpoint --image-path "$E2E_CASE_DIR/img" "$id" >"$E2E_CASE_DIR/ck.out" 2>&1 & ck=$!
+  poll 20 eval '[ -n "$(kata_criu_pids)" ]' || fail "criu never started"
+  kill -KILL "$(agent_pid)"
+  wait "$ck"; rc=$?
+  [ "$rc" != 124 ] || fail "ctr t checkpoint did not return within 90s; $(task_procs "$id")"
+  [ "$rc" != 0 ] || fail "the checkpoint succeeded although the agent was killed"
+  info "checkpoint: exit $rc: $(head -c 300 "$E2E_CASE_DIR/ck.out" | tr '\n' ' ')"
+  poll 10 eval '[ -z "$(pgrep -f -- "$KATA_CRIU")" ]' || fail "criu outlived kata-cr-agent: $(pgrep -a -f -- "$KATA_CRIU")"
+  # ctr resumes the task after the failed checkpoint. criu had thawed the cgroup
+  # while it worked; the agent's guard froze it again when the agent died. If that
+  # came first, the resume thawed it: RUNNING. If ctr's resume came first, it found
+  # the cgroup thawed and failed, then the guard froze it: PAUSED and frozen alike,
+  # and a resume works (the proxy side is to do it). Never PAUSED but thawed.
+  local how=resumed-by-ctr st fz
+  poll 10 eval '[ "$(c_status '"$id"')" = RUNNING ] || [ "$(freezer_of_pid "$(task_pid '"$id"')")" = FROZEN ]'
+  st=$(c_status "$id"); fz=$(freezer_of_pid "$(task_pid "$id")")
+  info "after the killed dump: status $st, freezer $fz"
+  case "$st/$fz" in
+    RUNNING/THAWED) ;;
+    PAUSED/FROZEN)
+      how=paused-consistently
+      must ctr t resume "$id" >/dev/null || exit 1 ;;
+    *) fail "status $st with the freezer $fz after the agent was killed mid-dump" ;;
+  esac
+  wait_status "$id" RUNNING
+  expect_eq "freezer after the killed dump" THAWED "$(freezer_of_pid "$(task_pid "$id")")"
+  counting "$id" || fail "the workload does not run after the agent was killed mid-dump"
+  [ "$(counter "$id")" -gt "$before" ] || lost=$((lost + 1))
+  local up; up=$(upperdir_of "$id")
+  info "left in the rootfs until the agent restarts: $(ls -A "$up" | grep '^\.kata-cr-' | tr '\n' ' ')"
+  start_agent
+  poll 5 eval '[ -z "$(ls -A '"$up"' | grep "^\.kata-cr-")" ]' || fail "the restarted agent did not remove the unfinished dump's directory"
+  must ctr t checkpoint --image-path "$E2E_CASE_DIR/img2" "$id" >/dev/null || exit 1
+  expect_eq "data lost" 0 "$lost"
+  after_case "$id"
+  row "kata-cr-agent SIGKILLed mid-dump" "-" "criu gone, $how, thawed; dir removed at agent start" "$lost"
+}
+
+# Issue 9 item 4: criu stopped mid-dump. The dump's time bound (--dump-timeout, 5 s
+# here) kills it; the freezer is put back as found, ctr resumes, the workload runs.
+t_criu_stopped_mid_dump() {
+  RT=kata-cr
+  local id lost=0 ck rc t0 took; id=$(uid stop)
+  trap 'agent_back; e2e_cleanup' EXIT
+  start_agent --dump-timeout 5
+  track_ctr "$id"
+  must ctr run -d --runtime "$(rt_ctr)" "$IMG" "$id" sh -c "$BIG" >/dev/null || exit 1
+  wait_status "$id" RUNNING
+  poll 60 counting "$id" || fail "not counting before the checkpoint"
+  local before; before=$(counter "$id")
+  t0=$SECONDS
+  timeout 90 ctr t checkpoint --image-path "$E2E_CASE_DIR/img" "$id" >"$E2E_CASE_DIR/ck.out" 2>&1 & ck=$!
+  poll 20 eval '[ -n "$(kata_criu_pids)" ]' || fail "criu never started"
+  kill -STOP $(kata_criu_pids)
+  wait "$ck"; rc=$?
+  [ "$rc" != 124 ] || fail "ctr t checkpoint did not return within 90s; $(task_procs "$id")"
+  took=$((SECONDS - t0))
+  [ "$rc" != 0 ] || fail "the checkpoint succeeded with criu stopped"
+  info "checkpoint: exit $rc after ${took}s: $(head -c 300 "$E2E_CASE_DIR/ck.out" | tr '\n' ' ')"
+  grep -q 'did not finish within 5s' "$E2E_CASE_DIR/ck.out" || fail "the error does not name the time bound: $(head -c 500 "$E2E_CASE_DIR/ck.out")"
+  [ "$took" -lt 30 ] || fail "the bound took ${took}s"
+  wait_status "$id" RUNNING
+  expect_eq "freezer after the bounded dump" THAWED "$(freezer_of_pid "$(task_pid "$id")")"
+  counting "$id" || fail "the workload does not run after criu was killed"
+  [ "$(counter "$id")" -gt "$before" ] || lost=$((lost + 1))
+  expect_eq "data lost" 0 "$lost"
+  agent_back
+  after_case "$id"
+  row "criu SIGSTOPped mid-dump" "-" "killed at --dump-timeout (${took}s), RUNNING, thawed" "$lost"
+}
+
+# ------------------------------------------------------------------ planted names
+# Issue 9 item 5: the container plants /.kata-cr (the old fixed name) and entries with
+# the new prefix; the checkpoint succeeds, follows nothing, leaves no trace.
+planted() { # planted KIND SLUG SETUP
+  RT=kata-cr
+  local kind=$1 setup=$3 id up lost=0 host=/tmp/hardening-plant-$E2E_RUN_ID
+  id=$(uid "p$2")
+  mkdir -p "$host" && echo untouched >"$host/marker"
+  c_run_d "$id" sh -c "$setup; $COUNTER" || exit 1
+  wait_status "$id" RUNNING; sleep 0.8
+  up=$(upperdir_of "$id")
+  local seen0; seen0=$(ctr t exec --exec-id "l$RANDOM" "$id" ls -A / | sort | tr '\n' ' ')
+  local up0; up0=$(ls -A "$up" | sort | tr '\n' ' ')
+  local out; out=$(ctr t checkpoint --image-path "$E2E_CASE_DIR/img" "$id" 2>&1) || fail "checkpoint with a planted .kata-cr ($kind) failed: $out"
+  [ -f "$E2E_CASE_DIR/img/inventory.img" ] || fail "no inventory.img in the checkpoint"
+  [ "$(cat "$host/marker")" = untouched ] || lost=$((lost + 1))
+  [ "$(ls -A "$host")" = marker ] || lost=$((lost + 1))
+  expect_eq "what the container sees at / after the checkpoint" "$seen0" "$(ctr t exec --exec-id "l$RANDOM" "$id" ls -A / | sort | tr '\n' ' ')"
+  expect_eq "the upperdir after the checkpoint" "$up0" "$(ls -A "$up" | sort | tr '\n' ' ')"
+  counting "$id" || fail "not counting after the checkpoint"
+  expect_eq "data lost (host dir)" 0 "$lost"
+  after_case "$id"
+  rm -rf "$host"
+  row "/.kata-cr planted as a $kind" "n/a (no such name)" "checkpoint ok, no trace" "$lost"
+}
+t_planted_symlink() { planted symlink symlink "ln -s /tmp/hardening-plant-$E2E_RUN_ID /.kata-cr; ln -s / /.kata-cr-00000000000000000000000000000000"; }
+t_planted_file() { planted file file "echo x > /.kata-cr; : > /.kata-cr-ffffffffffffffffffffffffffffffff"; }
+t_planted_fifo() { planted fifo fifo "mkfifo /.kata-cr /.kata-cr-0123456789abcdef0123456789abcdef"; }
+t_planted_dir() { planted "full directory" dir "mkdir -p /.kata-cr/ckpt-1 /.kata-cr/a/b; for i in \$(seq 1 200); do echo \$i > /.kata-cr/f\$i; done; ln -s /etc /.kata-cr/ckpt-2; mkfifo /.kata-cr/init; chmod 000 /.kata-cr"; }
+
+# ------------------------------------------------------------------ concurrency
+# A calmer counter: a dump that lands while the shell forks can meet criu's own
+# limits (a task it cannot seize); five at once on a small machine make that
+# likelier, for runc as for kata-cr. Fewer forks, same point.
+CALM='i=0; while :; do i=$((i+1)); echo $i > /tmp/c; sleep 1; done'
+t_five_concurrent() {
+  local n ids pids rc ok lost=0
+  for RT in runc kata-cr; do
+    ids=() pids=() ok=0
+    for n in 1 2 3 4 5; do
+      ids+=("$(uid "c$n")")
+      c_run_d "${ids[-1]}" sh -c "$CALM" || exit 1
+    done
+    for n in "${ids[@]}"; do wait_status "$n" RUNNING; done
+    sleep 0.8
+    for n in "${ids[@]}"; do
+      ctr t checkpoint --image-path "$E2E_CASE_DIR/$n" "$n" >"$E2E_CASE_DIR/$n.out" 2>&1 & pids+=($!)
+    done
+    for n in "${pids[@]}"; do wait "$n"; rc=$?; [ "$rc" = 0 ] && ok=$((ok + 1)); done
+    for n in "${ids[@]}"; do
+      [ -f "$E2E_CASE_DIR/$n/inventory.img" ] || info "[$RT] $n: $(head -c 300 "$E2E_CASE_DIR/$n.out")"
+      wait_status "$n" RUNNING
+      slow_counting "$n" || lost=$((lost + 1))
+    done
+    printf -v "five_${RT//-/_}" '%s/5 checkpoints' "$ok"
+    expect_eq "[$RT] concurrent checkpoints that succeeded" 5 "$ok"
+    [ "$RT" = kata-cr ] && after_case "${ids[@]}"
+  done
+  expect_eq "containers that stopped counting (data lost)" 0 "$lost"
+  # shellcheck disable=SC2154 # set by printf -v
+  row "5 concurrent checkpoints" "$five_runc" "$five_kata_cr" "$lost"
+}
+
+e2e_cases() {
+  rm -f "$TABLE"
+  case_ "crafted external mount archive (/dev/shm -> host dir) is refused" t_ext_mount_archive
+  case_ "a 1.5 GiB files.img: clear error, agent memory bounded" t_oversized_files_img
+  case_ "crafted core-*.img asking for CAP_SYS_ADMIN is refused" t_core_caps
+  case_ "kata-cr-agent SIGKILLed mid-dump: running, thawed, nothing left" t_agent_killed_mid_dump
+  case_ "criu SIGSTOPped mid-dump: time bound, container resumes" t_criu_stopped_mid_dump
+  case_ "/.kata-cr planted as a symlink: checkpoint ok, no trace" t_planted_symlink
+  case_ "/.kata-cr planted as a file: checkpoint ok, no trace" t_planted_file
+  case_ "/.kata-cr planted as a fifo: checkpoint ok, no trace" t_planted_fifo
+  case_ "/.kata-cr planted as a full directory: checkpoint ok, no trace" t_planted_dir
+  case_ "5 concurrent checkpoints" t_five_concurrent
+  if [ -s "$TABLE" ]; then
+    echo "== hardening: case | runc | kata-cr | data lost"
+    awk -F'\t' '{printf "  %-40s | %-34s | %s | %s\n", $1, $2, $3, $4}' "$TABLE"
+  fi
+}
+
+e2e_main
