@@ -27,8 +27,11 @@ upperdir_of() { # upperdir of a container's rootfs, from the mount table
     '$5 == m {print}' /proc/self/mountinfo | grep -o 'upperdir=[^,]*' | cut -d= -f2
 }
 criu_blob_files() { # list the files of the criu tar of checkpoint image REF
-  local dg
-  dg=$(ctr images inspect "$1" 2>/dev/null | grep 'criu.checkpoint.criu.tar' | grep -o 'sha256:[0-9a-f]\{64\}' | head -1)
+  # (from the image's index: containerd 1.7's ctr has no `images inspect`)
+  local idx dg
+  idx=$(ctr images ls 2>/dev/null | awk -v r="$1" '$1 == r {print $3}')
+  [ -n "$idx" ] || fail "no checkpoint image $1"
+  dg=$(ctr content get "$idx" | jq -r '.manifests[] | select(.mediaType | endswith("criu.checkpoint.criu.tar")) | .digest' | head -n 1)
   [ -n "$dg" ] || fail "no criu tar in checkpoint image $1"
   ctr content get "$dg" | tar -tf - | sed 's#^\./##' | grep . | sort
 }
@@ -82,7 +85,7 @@ scn_ctr_task_checkpoint() {
   echo "tcp server answers: $answer"
   expect_eq "the tcp echo server after the checkpoint" ping "$answer"
 }
-t_ctr_task_checkpoint() { run_both scn_ctr_task_checkpoint; }
+t_ctr_task_checkpoint() { needs checkpoint-options; run_both scn_ctr_task_checkpoint; }
 
 scn_ctr_checkpoint_exit() {
   local id dir; id=$(uid ckx); dir=$E2E_CASE_DIR/images-$RT
@@ -94,7 +97,7 @@ scn_ctr_checkpoint_exit() {
   echo "inventory: $(test -f "$dir/inventory.img" && echo yes)"
   echo "delete: $(ctr t rm "$id" 2>&1 | grep -o 'exit code [0-9]*')"
 }
-t_ctr_checkpoint_exit() { run_both scn_ctr_checkpoint_exit; }
+t_ctr_checkpoint_exit() { needs checkpoint-options; run_both scn_ctr_checkpoint_exit; }
 
 scn_cri_checkpoint_export() {
   local pod c d=$E2E_CASE_DIR tar
@@ -118,7 +121,7 @@ scn_cri_checkpoint_export() {
   echo "checkpoint/: inventory=$(tar -tf "$tar" | grep -c 'checkpoint/inventory.img$') pstree=$(tar -tf "$tar" | grep -c 'checkpoint/pstree.img$') pages=$(tar -tf "$tar" | grep -c 'checkpoint/pages-.*\.img$' | sed 's/^[1-9][0-9]*$/some/') nested=$(tar -tf "$tar" | grep -c '^\(\./\)\?checkpoint/[^/]*/.')"
   must crictl rmp -f "$pod" >/dev/null || exit 1
 }
-t_cri_checkpoint_export() { run_both scn_cri_checkpoint_export; }
+t_cri_checkpoint_export() { needs cri-checkpoint; run_both scn_cri_checkpoint_export; }
 
 # The shape of what a checkpoint leaves, A/B, file by file (contents of criu's images
 # aside): the CRI archive (`crictl checkpoint --export`, the layer of an OCI checkpoint
@@ -163,10 +166,11 @@ scn_archive_shape() {
   criu_blob_files "$ref" | norm_entries | grep -vx 'netns-N\.img' | sed 's/^/  /'
   ctr images rm "$ref" >/dev/null 2>&1
 }
-t_archive_shape() { run_both scn_archive_shape; }
+t_archive_shape() { needs cri-checkpoint; run_both scn_archive_shape; }
 
 # ------------------------------------------------------------------ kata-cr only
 t_no_debris_after_three() {
+  needs checkpoint-options
   RT=kata-cr
   local id up i; id=$(uid deb)
   c_run_d "$id" sh -c "$COUNTER" || exit 1
@@ -185,6 +189,7 @@ t_no_debris_after_three() {
 }
 
 t_agent_unreachable() {
+  needs checkpoint-options
   RT=kata-cr
   local id out; id=$(uid noag)
   c_run_d "$id" sh -c "$COUNTER" || exit 1
@@ -204,6 +209,7 @@ t_agent_unreachable() {
 }
 
 t_criu_failure() {
+  needs checkpoint-options
   RT=kata-cr
   # criu cannot dump a process holding a tty it does not know of: run the counter on a
   # terminal (ctr run -t under script) and checkpoint without shell-job support.
@@ -227,6 +233,7 @@ t_criu_failure() {
 }
 
 t_concurrent_checkpoints() {
+  needs checkpoint-options
   RT=kata-cr
   local id r1 r2; id=$(uid conc)
   c_run_d "$id" sh -c "$RICH" || exit 1
@@ -244,6 +251,7 @@ t_concurrent_checkpoints() {
 }
 
 t_planted_kata_cr() {
+  needs checkpoint-options
   RT=kata-cr
   local id out up; id=$(uid plant)
   mkdir -p /tmp/host-target && echo untouched >/tmp/host-target/marker

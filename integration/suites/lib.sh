@@ -13,12 +13,19 @@
 # next case starts clean whatever happened. A failing case prints the failing command,
 # its output and the case log; the suite goes on with the next case. The last line of a
 # suite is exactly `e2e: N passed, N failed`; the exit status is non-zero if any failed.
+# A case that needs a flow the bed's containerd lacks says so first (`needs FLOW`): it is
+# then skipped, printed as SKIP with the reason and counted apart (`skipped: N ...`, the
+# line before the last), never as a pass.
 #
 # Helpers for a case:
 #   must CMD...            run CMD; on failure record CMD, its rc, stdout and stderr, exit
 #   fail MSG               record MSG, exit the case (or the scenario of run_both)
 #   expect_eq WHAT WANT GOT
 #   wait_for SECS CMD...   poll CMD (quietly) until it succeeds, at most SECS seconds
+#   needs FLOW             skip the case (with the reason) where containerd lacks FLOW:
+#                          cri-checkpoint (CRI checkpoint and create-from-checkpoint, 2.x),
+#                          checkpoint-options (checkpoint options reach a non-runc runtime:
+#                          ctr t checkpoint --image-path/--exit, Tasks.Checkpoint image_path; 2.x)
 #   uid NAME               a unique id for this run, case and runtime ($RT)
 #   info MSG               a line printed under the case's result (pass or fail)
 #   run_both SCENARIO      A/B: SCENARIO with RT=runc, then RT=kata-cr; normalized outputs
@@ -56,6 +63,8 @@ if [ -z "${E2E_IN_CASE:-}" ]; then
 fi
 E2E_PASSED=0
 E2E_FAILED=0
+E2E_SKIPPED=0
+E2E_SKIPPED_NAMES=()
 E2E_FAILED_NAMES=()
 E2E_NCASE=0
 
@@ -100,6 +109,32 @@ wait_for() { # wait_for SECS CMD...
 }
 
 info() { printf '%s\n' "$*" >>"$E2E_CASE_DIR/info"; printf 'info: %s\n' "$*" >&2; }
+
+# ------------------------------------------------------------------ containerd versions
+# The bed runs containerd 2.x or 1.7 (integration/testbed, KATA_CR_CONTAINERD). The flows
+# only some versions have, and why a case that needs one cannot run elsewhere: the
+# README's compatibility table says the same.
+E2E_CONTAINERD_VERSION=${E2E_CONTAINERD_VERSION:-$(containerd --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -n 1)}
+export E2E_CONTAINERD_VERSION
+E2E_EXIT_SKIP=77
+skip() { # skip REASON: end the case as skipped (not passed), saying why
+  printf '%s\n' "$*" >"$E2E_CASE_DIR/skipped"
+  exit "$E2E_EXIT_SKIP"
+}
+needs() { # needs FLOW (first thing in a case function, outside run_both)
+  local v=${E2E_CONTAINERD_VERSION:-} why=""
+  [ -n "$v" ] || fail "needs $1: the bed's containerd version is unknown (containerd --version)"
+  case "$1" in
+    cri-checkpoint)
+      [ "${v%%.*}" -ge 2 ] \
+        || why="containerd $v has no CRI checkpoint/restore (CheckpointContainer and create-from-checkpoint came with 2.x)" ;;
+    checkpoint-options)
+      [ "${v%%.*}" -ge 2 ] \
+        || why="containerd $v hands checkpoint options (ctr t checkpoint --image-path/--exit, Tasks.Checkpoint's image_path) to runc runtimes only: a kata-cr task gets none, and containerd picks the image path itself" ;;
+    *) fail "needs: unknown flow '$1'" ;;
+  esac
+  [ -z "$why" ] || skip "$why"
+}
 
 uid() { # uid NAME -> e2e-RUNID-CASENO-RT-NAME
   printf 'e2e-%s-%s-%s-%s' "$E2E_RUN_ID" "$E2E_CASE_NO" "${RT:-x}" "$1"
@@ -336,6 +371,13 @@ case_() { # case_ NAME FN (E2E_ONLY=REGEX: only the cases whose FN matches)
   if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
     echo "TIMEOUT: case exceeded ${E2E_CASE_TIMEOUT}s" >>"$dir/failure"
   fi
+  if [ "$rc" = "$E2E_EXIT_SKIP" ] && [ -s "$dir/skipped" ] && ! [ -s "$dir/failure" ]; then
+    E2E_SKIPPED=$((E2E_SKIPPED + 1))
+    E2E_SKIPPED_NAMES+=("$name")
+    printf 'SKIP  %-58s %3ss\n' "$name" "$((SECONDS - t0))"
+    sed 's/^/      - skipped: /' "$dir/skipped"
+    return 0
+  fi
   if [ "$rc" = 0 ]; then
     E2E_PASSED=$((E2E_PASSED + 1))
     printf 'PASS  %-58s %3ss\n' "$name" "$((SECONDS - t0))"
@@ -370,6 +412,9 @@ e2e_main() { # the last line of a suite
   e2e_cases
   if [ "$E2E_FAILED" -gt 0 ]; then
     echo "failed: $(printf '%s; ' "${E2E_FAILED_NAMES[@]}")"
+  fi
+  if [ "$E2E_SKIPPED" -gt 0 ]; then
+    echo "skipped: $E2E_SKIPPED (containerd $E2E_CONTAINERD_VERSION): $(printf '%s; ' "${E2E_SKIPPED_NAMES[@]}")"
   fi
   echo "e2e: $E2E_PASSED passed, $E2E_FAILED failed"
   [ "$E2E_FAILED" = 0 ]
