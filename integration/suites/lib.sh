@@ -25,7 +25,8 @@
 #   needs FLOW             skip the case (with the reason) where containerd lacks FLOW:
 #                          cri-checkpoint (CRI checkpoint and create-from-checkpoint, 2.x),
 #                          checkpoint-options (checkpoint options reach a non-runc runtime:
-#                          ctr t checkpoint --image-path/--exit, Tasks.Checkpoint image_path; 2.x)
+#                          ctr t checkpoint --image-path/--exit, Tasks.Checkpoint image_path; 2.x),
+#                          criu-ro-root (criu restores a read-only root read-only: criu >= 4.2)
 #   uid NAME               a unique id for this run, case and runtime ($RT)
 #   info MSG               a line printed under the case's result (pass or fail)
 #   run_both SCENARIO      A/B: SCENARIO with RT=runc, then RT=kata-cr; normalized outputs
@@ -115,7 +116,15 @@ info() { printf '%s\n' "$*" >>"$E2E_CASE_DIR/info"; printf 'info: %s\n' "$*" >&2
 # only some versions have, and why a case that needs one cannot run elsewhere: the
 # README's compatibility table says the same.
 E2E_CONTAINERD_VERSION=${E2E_CONTAINERD_VERSION:-$(containerd --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -n 1)}
-export E2E_CONTAINERD_VERSION
+E2E_CRIU_VERSION=${E2E_CRIU_VERSION:-$(criu --version 2>/dev/null | sed -n 's/^Version: *//p')}
+export E2E_CONTAINERD_VERSION E2E_CRIU_VERSION
+# criu 4.2 restores the root mount's flags (criu issue #2632); before, a read-only root
+# comes back writable
+criu_keeps_ro_root() {
+  local v=${E2E_CRIU_VERSION:-0} ma mi
+  ma=${v%%.*} mi=${v#*.}; mi=${mi%%[!0-9]*}
+  [ "${ma:-0}" -gt 4 ] || { [ "${ma:-0}" = 4 ] && [ "${mi:-0}" -ge 2 ]; }
+}
 E2E_EXIT_SKIP=77
 skip() { # skip REASON: end the case as skipped (not passed), saying why
   printf '%s\n' "$*" >"$E2E_CASE_DIR/skipped"
@@ -131,6 +140,9 @@ needs() { # needs FLOW (first thing in a case function, outside run_both)
     checkpoint-options)
       [ "${v%%.*}" -ge 2 ] \
         || why="containerd $v hands checkpoint options (ctr t checkpoint --image-path/--exit, Tasks.Checkpoint's image_path) to runc runtimes only: a kata-cr task gets none, and containerd picks the image path itself" ;;
+    criu-ro-root)
+      criu_keeps_ro_root \
+        || why="criu ${E2E_CRIU_VERSION:-?} restores a read-only root writable (criu issue #2632, fixed in 4.2): runc's restored container could write its root, and kata-cr refuses such a restore (the kata-cr case on old criu checks that)" ;;
     *) fail "needs: unknown flow '$1'" ;;
   esac
   [ -z "$why" ] || skip "$why"
@@ -414,7 +426,7 @@ e2e_main() { # the last line of a suite
     echo "failed: $(printf '%s; ' "${E2E_FAILED_NAMES[@]}")"
   fi
   if [ "$E2E_SKIPPED" -gt 0 ]; then
-    echo "skipped: $E2E_SKIPPED (containerd $E2E_CONTAINERD_VERSION): $(printf '%s; ' "${E2E_SKIPPED_NAMES[@]}")"
+    echo "skipped: $E2E_SKIPPED (containerd $E2E_CONTAINERD_VERSION, criu ${E2E_CRIU_VERSION:-?}): $(printf '%s; ' "${E2E_SKIPPED_NAMES[@]}")"
   fi
   echo "e2e: $E2E_PASSED passed, $E2E_FAILED failed"
   [ "$E2E_FAILED" = 0 ]
