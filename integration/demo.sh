@@ -7,6 +7,10 @@ set -euo pipefail
 IMG=localhost:5000/busybox:latest
 COUNTER='i=$(cat /tmp/c 2>/dev/null || echo 0); while :; do i=$((i+1)); echo $i > /tmp/c.n; mv /tmp/c.n /tmp/c; sleep 0.2; done'
 work=$(mktemp -d /tmp/kata-cr-demo.XXXXXX)
+# crictl gives each call 2 s by default (as crictl 1.36); a checkpoint or a restore
+# may take longer: 60 s, as an operator's /etc/crictl.yaml would say
+printf 'timeout: 60\n' >"$work/crictl.yaml"
+export CRI_CONFIG_FILE=$work/crictl.yaml
 pod=""
 cleanup() {
   for id in demo-kata-cr demo-runc; do

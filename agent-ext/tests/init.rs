@@ -1,5 +1,7 @@
 //! End-to-end tests of `kata-cr-init`, run directly (not as PID 1: the init
-//! then makes itself a child subreaper). No root needed.
+//! then makes itself a child subreaper), and as PID 1 of a new pid namespace
+//! (`as_pid1_*`, `restore_mode_*`): those need root and fail, saying so, when
+//! run without it (`make unit` runs them; run it as root).
 
 use std::fs;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -467,9 +469,21 @@ fn ctrl_c_on_the_terminal_reaches_the_workload() {
     assert_eq!(wait_timeout(&mut child).code(), Some(130));
 }
 
+/// Fails the calling test, saying why, unless it runs as root: the tests that
+/// start the init as PID 1 of a new pid namespace cannot run otherwise, and a
+/// test that silently does not run proves nothing.
+fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root (it runs kata-cr-init as PID 1 of a new pid namespace): \
+         run `make unit` (or cargo test) as root"
+    );
+}
+
 /// `unshare(1)` running the init as PID 1 of a new pid namespace, as in a
-/// container. Needs root (run with `--ignored`).
+/// container (see [`require_root`]).
 fn init_as_pid1(script: &str) -> Command {
+    require_root();
     let mut cmd = Command::new("unshare");
     cmd.args([
         "--pid",
@@ -488,10 +502,14 @@ fn init_as_pid1(script: &str) -> Command {
 }
 
 #[test]
-#[ignore = "needs root: runs the init as PID 1 of a new pid namespace"]
 fn as_pid1_workload_is_pid2_and_orphans_are_reaped() {
+    // The orphan's pid comes back through a pipe that it holds until it exits;
+    // then the script waits (at most 5 s) until the init has reaped it, and
+    // lists what is left: a zombie there means the init did not reap.
     let script = "read -r pid comm state ppid rest < /proc/$$/stat; echo $pid $ppid; \
-                  (sleep 0.1 &); sleep 0.5; cat /proc/[0-9]*/stat; exit 9";
+                  o=$( (sleep 0.1 & echo $!) ); echo orphan $o; \
+                  i=0; while [ -e /proc/$o ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; \
+                  cat /proc/[0-9]*/stat; exit 9";
     let out = run(init_as_pid1(script));
     assert_eq!(out.status.code(), Some(9), "{}", out.stderr);
     let mut lines = out.stdout.lines();
@@ -500,7 +518,16 @@ fn as_pid1_workload_is_pid2_and_orphans_are_reaped() {
         Some("2 1"),
         "workload is PID 2, child of PID 1"
     );
+    let orphan: i32 = lines
+        .next()
+        .and_then(|l| l.strip_prefix("orphan "))
+        .and_then(|p| p.parse().ok())
+        .expect("the orphan's pid");
     let stats: Vec<_> = lines.map(stat_fields).collect();
+    assert!(
+        stats.iter().all(|(pid, _)| *pid != orphan),
+        "orphan {orphan} not reaped: {stats:?}"
+    );
     assert!(stats.iter().any(|(pid, _)| *pid == 1), "{stats:?}");
     assert!(
         stats.iter().all(|(_, f)| f[0] != "Z"),
@@ -509,7 +536,6 @@ fn as_pid1_workload_is_pid2_and_orphans_are_reaped() {
 }
 
 #[test]
-#[ignore = "needs root: runs the init as PID 1 of a new pid namespace"]
 fn as_pid1_signals_from_outside_are_forwarded() {
     let mut child = init_as_pid1("trap 'exit 42' TERM; echo ready; while :; do sleep 0.1; done")
         .spawn()
@@ -523,22 +549,33 @@ fn as_pid1_signals_from_outside_are_forwarded() {
 }
 
 #[test]
-#[ignore = "needs root: runs the init as PID 1 of a new pid namespace"]
 fn as_pid1_signals_the_workload_leaves_at_default_are_dropped_like_for_pid1() {
     // Without kata-cr the workload would be PID 1, and the kernel drops
     // signals it does not handle (this shell leaves HUP and TERM at their
     // default). The init must behave the same; a handled signal (USR1 here)
     // still gets through.
-    let mut child = init_as_pid1("trap 'exit 43' USR1; echo ready; while :; do sleep 0.1; done")
-        .spawn()
-        .unwrap();
+    //
+    // No sleep decides it: the init reads its signals one at a time, lowest
+    // number first, and forwards in that order. SIGRTMAX, sent last and
+    // handled by the workload, is its barrier: once the workload has echoed
+    // it, the init has dealt with HUP and TERM, and had it forwarded either,
+    // the workload would have died of it before echoing.
+    let barrier = libc::SIGRTMAX();
+    let mut child = init_as_pid1(&format!(
+        "trap 'exit 43' USR1; trap 'echo barrier' {barrier}; echo ready; \
+         while :; do sleep 0.1; done"
+    ))
+    .spawn()
+    .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     expect_line(&mut out, "ready");
     let (init_pid, _) = children_of(pid_of(&child))[0];
     let init = Pid::from_raw(init_pid);
     kill(init, Signal::SIGHUP).unwrap();
     kill(init, Signal::SIGTERM).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: plain syscall.
+    assert_eq!(unsafe { libc::kill(init_pid, barrier) }, 0);
+    expect_line(&mut out, "barrier");
     assert!(
         child.try_wait().unwrap().is_none(),
         "HUP/TERM ended the workload"
@@ -602,6 +639,15 @@ fn notify(pid: Pid, value: i32) {
     );
 }
 
+/// Polls `cond` until it holds; fails the test naming `what` after [`TIMEOUT`].
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn status_field(pid: i32, key: &str) -> String {
     fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
@@ -624,7 +670,6 @@ fn start_restore_mode(cmd: &mut Command) -> (Child, Pid, i32) {
 }
 
 #[test]
-#[ignore = "needs root: runs the init as PID 1 of a new pid namespace"]
 fn restore_mode_adopts_the_workload_joins_its_mounts_and_drops_capabilities() {
     // CAP_CHOWN (0) and CAP_KILL (5) only.
     let (child, init, ns_pid) =
@@ -641,28 +686,28 @@ fn restore_mode_adopts_the_workload_joins_its_mounts_and_drops_capabilities() {
     let mnt = |pid: i32| fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap();
     assert_ne!(mnt(init.as_raw()), mnt(workload));
     // A notification naming a process that is not the init's child (here
-    // the init itself) is ignored; the init keeps waiting.
+    // the init itself) is ignored; the init keeps waiting. No sleep decides
+    // it: queued real-time signals arrive in order, so the init reads this
+    // one before the next; had it stopped waiting on it, it would never join
+    // the workload's mounts below, and its stderr says it ignored it.
     notify(init, 1);
-    thread::sleep(Duration::from_millis(200));
-    assert_ne!(mnt(init.as_raw()), mnt(workload), "adopted a non-child");
     notify(init, ns_pid);
-    let deadline = Instant::now() + TIMEOUT;
-    while mnt(init.as_raw()) != mnt(workload) {
-        assert!(
-            Instant::now() < deadline,
-            "the init did not join the workload's mounts"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
-    thread::sleep(Duration::from_millis(50));
-    for key in ["CapEff:", "CapPrm:", "CapBnd:"] {
-        assert_eq!(
-            status_field(init.as_raw(), key),
-            "0000000000000021",
-            "{key}"
-        );
-    }
-    assert_eq!(status_field(init.as_raw(), "CapAmb:"), "0000000000000000");
+    wait_until("the init joined the workload's mounts", || {
+        mnt(init.as_raw()) == mnt(workload)
+    });
+    // The capabilities are cut right after the join.
+    let caps =
+        || ["CapEff:", "CapPrm:", "CapBnd:", "CapAmb:"].map(|k| status_field(init.as_raw(), k));
+    let want = [
+        "0000000000000021",
+        "0000000000000021",
+        "0000000000000021",
+        "0000000000000000",
+    ]
+    .map(String::from);
+    wait_until("the init kept only CAP_CHOWN and CAP_KILL", || {
+        caps() == want
+    });
     kill(Pid::from_raw(workload), Signal::SIGTERM).unwrap();
     let out = finish(child);
     assert_eq!(out.status.code(), Some(128 + 15), "{}", out.stderr);
@@ -675,13 +720,13 @@ fn restore_mode_adopts_the_workload_joins_its_mounts_and_drops_capabilities() {
 }
 
 #[test]
-#[ignore = "needs root: runs the init as PID 1 of a new pid namespace"]
 fn restore_mode_exits_125_when_the_agent_reports_a_failure() {
     let (child, init, _) = start_restore_mode(&mut restore_mode_as_pid1("0", "exec sleep 30"));
     // Signals from outside are dropped while waiting, as for a PID 1 without
-    // handler.
+    // handler. No sleep needed: TERM is pending before the notification and
+    // the init reads lower signal numbers first; had it acted on TERM, it
+    // would exit 143, not 125.
     kill(init, Signal::SIGTERM).unwrap();
-    thread::sleep(Duration::from_millis(200));
     notify(init, 0);
     let out = finish(child);
     assert_eq!(out.status.code(), Some(125), "{}", out.stderr);

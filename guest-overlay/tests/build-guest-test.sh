@@ -1,7 +1,10 @@
 #!/bin/bash
 # build-guest.sh on directories and an initrd, with fake .debs and binaries
-# (no network, no root): layout, the criu wrapper, the systemd wiring, the
-# initrd /sbin/init wrapper, and the criu version gate.
+# (no network): layout, the criu wrapper, the systemd wiring, the initrd
+# /sbin/init wrapper, a guest image file, and the criu version gate. The image
+# file case needs root (losetup, mount) and the initrd case cpio (deps.sh):
+# without them the test fails, saying so, rather than skipping them (make test
+# runs as root after deps.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 t=$(mktemp -d)
@@ -64,7 +67,8 @@ cmp -s "$root2/sbin/init" "$here/initrd/kata-cr-init-wrapper" || fail "/sbin/ini
 [ "$(cat "$root2/etc/kata-cr/real-init")" = /usr/bin/kata-agent ] || fail "real init not recorded"
 
 # 3. an initrd file, wrapped in place
-if command -v cpio >/dev/null; then
+command -v cpio >/dev/null || fail "the initrd case needs cpio (integration/deps.sh installs it)"
+{
 	r3="$t/initrd-root"
 	mkdir -p "$r3/sbin" "$r3/usr/bin"
 	cp "$root2/usr/bin/kata-agent" "$r3/usr/bin/kata-agent"
@@ -74,13 +78,14 @@ if command -v cpio >/dev/null; then
 	mkdir "$t/x" && (cd "$t/x" && gzip -dc "$t/kata.initrd" | cpio -idm --quiet)
 	cmp -s "$t/x/sbin/init" "$here/initrd/kata-cr-init-wrapper" || fail "initrd /sbin/init not wrapped"
 	[ -x "$t/x/usr/local/sbin/criu" ] || fail "initrd lacks criu"
-else
-	echo "SKIP initrd file case: cpio not installed"
-fi
+}
 
 # 3b. a Kata guest image file (raw, msdos label, ext4 rootfs on partition
 # 1), as image_builder.sh makes it: root only (losetup, mount)
-if [ "$(id -u)" = 0 ] && command -v mkfs.ext4 >/dev/null && losetup -f >/dev/null 2>&1; then
+[ "$(id -u)" = 0 ] || fail "the guest image case needs root (losetup, mount): run it as root"
+command -v mkfs.ext4 >/dev/null || fail "the guest image case needs mkfs.ext4 (e2fsprogs)"
+losetup -f >/dev/null 2>&1 || fail "the guest image case needs a free loop device"
+{
 	img="$t/kata.img"
 	truncate -s 64M "$img"
 	python3 - "$img" <<'EOF'
@@ -110,9 +115,7 @@ EOF
 	head -c 4096 /dev/zero >"$t/zero.img"
 	"$here/build-guest.sh" --bins "$t/bins" --debs "$t/debs" --image "$t/zero.img" 2>"$t/err" && fail "a zero file accepted as image"
 	grep -q "no MBR partition table" "$t/err" || fail "image error: $(cat "$t/err")"
-else
-	echo "SKIP image file case: needs root, mkfs.ext4 and a loop device"
-fi
+}
 
 # 4. criu older than 4.1 is refused
 rm "$t/debs"/criu_*.deb

@@ -6,7 +6,13 @@
 # start latency kata-cr vs runc (median of N, ratio), and the proxy's RSS.
 # Figures, not pass/fail: targets are p50 added < 100 us, start ratio < 1.05,
 # RSS < 10 MiB.
+#
+# A figure measured on a failed operation is no figure: every step that is
+# timed or read must succeed, or the run stops naming it (set -e also inside
+# $(...), via inherit_errexit).
 set -euo pipefail
+shopt -s inherit_errexit
+die() { echo "bench: $*" >&2; exit 1; }
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 repo=$(cd "$here/../.." && pwd -P)
 bench=${KATA_CR_BIN_DIR:-$repo/target/x86_64-unknown-linux-gnu/release}/kata-cr-bench
@@ -24,7 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-[ -x "$bench" ] || { echo "bench: $bench missing (make build)" >&2; exit 1; }
+[ -x "$bench" ] || die "$bench missing (make build)"
 
 # 1. RPC latency, direct vs proxied, on one kata-cr container.
 id=bench-rpc-$$
@@ -36,8 +42,9 @@ state=/run/containerd/io.containerd.runtime.v2.task/$ns/$id/kata-cr.json
   --proxied "$(jq -r .proxy.address "$state")" --id "$id" -n "$RPCS"
 
 # 2. RSS of the proxy serving that container.
-pid=$(pgrep -f "__kata-cr-serve .*\"id\":\"$id\"" | head -1)
+pid=$(pgrep -f "__kata-cr-serve .*\"id\":\"$id\"" | head -1) || die "no proxy serving $id"
 rss_kb=$(awk '/^VmRSS/{print $2}' "/proc/$pid/status")
+[ -n "$rss_kb" ] || die "no VmRSS for the proxy (pid $pid)"
 echo "proxy RSS: $((rss_kb / 1024)).$(( (rss_kb % 1024) * 10 / 1024 )) MiB (${rss_kb} kB; target < 10 MiB)"
 
 # 3. Start latency: ctr run -d (create + start), alternating runtimes.
@@ -47,11 +54,13 @@ for i in $(seq 1 "$N"); do
     cid=bench-start-$rt-$i-$$
     ids+=("$cid")
     t0=$EPOCHREALTIME
-    ctr -n $ns run -d --runtime "io.containerd.$rt.v2" $IMG "$cid" sleep 100000 >/dev/null
+    ctr -n $ns run -d --runtime "io.containerd.$rt.v2" $IMG "$cid" sleep 100000 >/dev/null \
+      || die "ctr run -d $cid ($rt) failed"
     t1=$EPOCHREALTIME
     t[$rt]+="$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.6f", b-a}') "
-    ctr -n $ns t kill -s 9 "$cid" >/dev/null 2>&1; ctr -n $ns t rm -f "$cid" >/dev/null 2>&1 || true
-    ctr -n $ns c rm "$cid" >/dev/null 2>&1 || true
+    # the next start must not overlap this one's teardown
+    ctr -n $ns t rm -f "$cid" >/dev/null || die "ctr t rm -f $cid failed"
+    ctr -n $ns c rm "$cid" >/dev/null || die "ctr c rm $cid failed"
   done
 done
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
@@ -64,7 +73,8 @@ awk -v r="$mr" -v k="$mk" -v n="$N" 'BEGIN{printf "container start (ctr run -d, 
 ckpt_once() { # ckpt_once RUNTIME ID IMAGE_DIR -> seconds
   local t0 t1
   t0=$EPOCHREALTIME
-  ctr -n $ns t checkpoint --image-path "$3" "$2" >/dev/null
+  ctr -n $ns t checkpoint --image-path "$3" "$2" >/dev/null || die "checkpoint of $2 ($1) failed"
+  [ -f "$3/inventory.img" ] || die "checkpoint of $2 ($1) left no inventory.img in $3"
   t1=$EPOCHREALTIME
   awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.6f", b-a}'
 }
@@ -76,7 +86,8 @@ start_workload() { # start_workload RUNTIME ID KIND
                sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/c; sleep 0.2; done' >/dev/null ;;
     hog*)    ctr -n $ns run -d --runtime "io.containerd.$rt.v2" \
                --mount "type=bind,src=$bench,dst=/hog,options=rbind:ro" $IMG "$id" /hog hog "${3#hog}" >/dev/null ;;
-  esac
+  esac || die "ctr run -d $id ($rt, $3) failed"
+  # settled: the hog has touched all its memory, the counter has counted
   sleep 1
 }
 CK=${BENCH_CHECKPOINTS:-5}
@@ -88,7 +99,8 @@ for kind in counter hog256; do
     id=bench-ck-$kind-$rt-$$
     start_workload "$rt" "$id" "$kind"
     for i in $(seq 1 "$CK"); do
-      ck[$rt]+="$(ckpt_once "$rt" "$id" "$work/$id-$i") "
+      s=$(ckpt_once "$rt" "$id" "$work/$id-$i")
+      ck[$rt]+="$s "
       rm -rf "${work:?}/$id-$i"
       sleep 1.05 # ctr names checkpoint images by the second
     done
@@ -102,11 +114,13 @@ done
 id=bench-stage-$$
 start_workload kata-cr "$id" hog1024
 sleep 2
-ctr -n $ns t checkpoint --image-path "$work/$id-rename" "$id" >/dev/null
+ctr -n $ns t checkpoint --image-path "$work/$id-rename" "$id" >/dev/null || die "checkpoint of $id (rename) failed"
 sleep 1.05
-ctr -n $ns t checkpoint --image-path "/tmp/$id-copy" "$id" >/dev/null
-grep "checkpoint done id=\"\?$id" "${KATA_CR_BED_LOG_DIR:-/var/log/kata-cr-bed}/containerd.log" \
-  | sed -E 's/.*files=([0-9]+) bytes=([0-9]+) method=([A-Za-z]+) dump_ms=([0-9]+) stage_ms=([0-9]+).*/\3 \2 \4 \5/' \
+ctr -n $ns t checkpoint --image-path "/tmp/$id-copy" "$id" >/dev/null || die "checkpoint of $id (copy) failed"
+done_lines=$(grep "checkpoint done id=\"\?$id" "${KATA_CR_BED_LOG_DIR:-/var/log/kata-cr-bed}/containerd.log") \
+  || die "the proxy logged no 'checkpoint done' for $id"
+[ "$(grep -c . <<<"$done_lines")" = 2 ] || die "want 2 'checkpoint done' lines for $id, got: $done_lines"
+sed -E 's/.*files=([0-9]+) bytes=([0-9]+) method=([A-Za-z]+) dump_ms=([0-9]+) stage_ms=([0-9]+).*/\3 \2 \4 \5/' <<<"$done_lines" \
   | while read -r method bytes dump stage; do
       awk -v m="$method" -v b="$bytes" -v d="$dump" -v s="$stage" \
         'BEGIN{printf "staging 1 GiB workload (%.0f MiB image set): %s %d ms (criu dump %d ms)\n", b/1048576, tolower(m), s, d}'
@@ -123,12 +137,14 @@ for rt in runc kata-cr; do
   for i in $(seq 1 "$RS"); do
     ref=localhost/bench-rs-$rt:$i
     t0=$EPOCHREALTIME
-    ctr -n $ns c checkpoint --task "$id" "$ref" >/dev/null
-    ctr -n $ns t kill -s 9 "$id" >/dev/null; ctr -n $ns t rm -f "$id" >/dev/null 2>&1 || true
-    ctr -n $ns c rm "$id" >/dev/null
+    ctr -n $ns c checkpoint --task "$id" "$ref" >/dev/null || die "checkpoint of $id ($rt) failed"
+    ctr -n $ns t rm -f "$id" >/dev/null || die "ctr t rm -f $id failed"
+    ctr -n $ns c rm "$id" >/dev/null || die "ctr c rm $id failed"
     t1=$EPOCHREALTIME
-    ctr -n $ns c restore --live "$id" "$ref" >/dev/null
+    ctr -n $ns c restore --live "$id" "$ref" >/dev/null || die "restore of $id ($rt) failed"
     t2=$EPOCHREALTIME
+    [ "$(ctr -n $ns t ls | awk -v id="$id" '$1 == id {print $3}')" = RUNNING ] \
+      || die "$id ($rt) is not running after its restore"
     rs[$rt]+="$(awk -v a="$t1" -v b="$t2" 'BEGIN{printf "%.6f", b-a}') "
     rt_trip[$rt]+="$(awk -v a="$t0" -v b="$t2" 'BEGIN{printf "%.6f", b-a}') "
     ctr -n $ns images rm "$ref" >/dev/null 2>&1

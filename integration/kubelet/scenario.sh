@@ -26,12 +26,17 @@ HOST_SYSCTL=$KATA_CR_HOST_SYSCTL
 W=$(mktemp -d /tmp/kubelet-e2e.XXXXXX)
 IMG=localhost:5000/busybox:latest
 CKPT_REF=localhost:5000/kubelet-checkpoint:$RT-$(date +%s)
-# In memory only: a counter that started again would start at 1.
-COUNTER='i=0; trap "exit 0" TERM; while :; do i=$((i+1)); echo $i > /tmp/c; sleep 0.2; done'
+# In memory only: a counter that started again would start at 1. Written by rename, so
+# that a reader never sees the file empty (truncated, not yet written).
+COUNTER='i=0; trap "exit 0" TERM; while :; do i=$((i+1)); echo $i > /tmp/c.n; mv /tmp/c.n /tmp/c; sleep 0.2; done'
 # A daemon that leaves the workload's process tree (double fork, its own session), beside a
 # counter: runc dumps the whole container; kata-cr dumps only the command's tree.
 DAEMON="(setsid sleep 100000 &); $COUNTER"
 export CONTAINERD_NAMESPACE=k8s.io
+# crictl gives each call 2 s by default (as crictl 1.36); stopping and removing pods
+# can take longer here: 120 s, as an operator's /etc/crictl.yaml would give it
+printf 'timeout: 120\n' >"$W/crictl.yaml"
+export CRI_CONFIG_FILE=$W/crictl.yaml
 FAILED=""   # the first failed step: later steps that need it are not run
 
 say() { printf '[kubelet-e2e %s] %s\n' "$RT" "$*" >&2; }

@@ -17,16 +17,25 @@
 # then skipped, printed as SKIP with the reason and counted apart (`skipped: N ...`, the
 # line before the last), never as a pass.
 #
-# Helpers for a case:
+# Every check decides its case: a case fails if its process exits non-zero *or* if any
+# check recorded a failure, so a check that fails inside a subshell (`$(must ...)`,
+# `echo "$(helper)"`, a pipeline) still turns the case red although it only ended that
+# subshell. (integration/suites/harness-test proves it on deliberately failing checks.)
+#
+# Checks (each records what failed and exits the case, or the scenario of run_both):
 #   must CMD...            run CMD; on failure record CMD, its rc, stdout and stderr, exit
-#   fail MSG               record MSG, exit the case (or the scenario of run_both)
+#   fail MSG               record MSG, exit
 #   expect_eq WHAT WANT GOT
-#   wait_for SECS CMD...   poll CMD (quietly) until it succeeds, at most SECS seconds
-#   needs FLOW             skip the case (with the reason) where containerd lacks FLOW:
+#   wait_for SECS CMD...   poll CMD (quietly) until it succeeds; after SECS seconds, fail
+#                          naming CMD
+#   needs FLOW             skip the case (with the reason) where the bed lacks FLOW:
 #                          cri-checkpoint (CRI checkpoint and create-from-checkpoint, 2.x),
 #                          checkpoint-options (checkpoint options reach a non-runc runtime:
 #                          ctr t checkpoint --image-path/--exit, Tasks.Checkpoint image_path; 2.x),
 #                          criu-ro-root (criu restores a read-only root read-only: criu >= 4.2)
+# Not a check:
+#   poll SECS CMD...       wait_for's loop as a predicate (status 1 after SECS seconds),
+#                          for `poll ... || fail "what it means"` and for cleanup
 #   uid NAME               a unique id for this run, case and runtime ($RT)
 #   info MSG               a line printed under the case's result (pass or fail)
 #   run_both SCENARIO      A/B: SCENARIO with RT=runc, then RT=kata-cr; normalized outputs
@@ -61,6 +70,14 @@ if [ -z "${E2E_IN_CASE:-}" ]; then
   E2E_WORK=${E2E_WORK:-/tmp/e2e-$E2E_RUN_ID}
   export E2E_RUN_ID E2E_WORK
   mkdir -p "$E2E_WORK"
+  # crictl gives each call 2 s by default (as crictl 1.36); checkpoints and restores
+  # take longer here (a restore the bed's agent gives up on takes its 30 s, more on a
+  # loaded machine). The suites' crictl gets 120 s, as an operator's
+  # /etc/crictl.yaml would give it.
+  if [ -z "${CRI_CONFIG_FILE:-}" ]; then
+    printf 'timeout: 120\n' >"$E2E_WORK/crictl.yaml"
+    export CRI_CONFIG_FILE=$E2E_WORK/crictl.yaml
+  fi
 fi
 E2E_PASSED=0
 E2E_FAILED=0
@@ -99,7 +116,7 @@ expect_eq() { # expect_eq WHAT WANT GOT
   [ "$2" = "$3" ] || fail "$1: want '$2', got '$3'"
 }
 
-wait_for() { # wait_for SECS CMD...
+poll() { # poll SECS CMD...: 0 once CMD succeeds, 1 if it has not within SECS seconds
   local secs=$1; shift
   local end=$((SECONDS + secs))
   while :; do
@@ -107,6 +124,10 @@ wait_for() { # wait_for SECS CMD...
     [ "$SECONDS" -ge "$end" ] && return 1
     sleep 0.1
   done
+}
+
+wait_for() { # wait_for SECS CMD...: a check; fails the case if CMD has not succeeded in time
+  poll "$@" || fail "timed out after $1 s waiting for: ${*:2}"
 }
 
 info() { printf '%s\n' "$*" >>"$E2E_CASE_DIR/info"; printf 'info: %s\n' "$*" >&2; }
@@ -190,7 +211,7 @@ c_run_d() { # c_run_d ID CMD... (ctr run -d with the runtime of $RT)
 c_status() { ctr t ls 2>/dev/null | awk -v id="$1" '$1 == id {print $3}'; }
 _status_is() { [ "$(c_status "$1")" = "$2" ]; }
 wait_status() { # wait_status ID STATUS [SECS]
-  wait_for "${3:-10}" _status_is "$1" "$2" || fail "task $1: status '$(c_status "$1")', want $2 within ${3:-10}s"
+  poll "${3:-10}" _status_is "$1" "$2" || fail "task $1: status '$(c_status "$1")', want $2 within ${3:-10}s"
 }
 
 # Normalize what differs between any two runs whatever the runtime: our ids, containerd's
@@ -234,7 +255,7 @@ _kill_bg() {
   local p=$1
   kill -0 "$p" 2>/dev/null || return 0
   kill -TERM "$p" 2>/dev/null
-  wait_for 3 eval "! kill -0 $p" || kill -KILL "$p" 2>/dev/null
+  poll 3 eval "! kill -0 $p" || kill -KILL "$p" 2>/dev/null
   true
 }
 
@@ -319,7 +340,7 @@ events_of() { # events_of FILE ID: topic and exit status of the task events of I
 }
 
 wait_line() { # wait_line SECS FILE TEXT
-  wait_for "$1" grep -qF -- "$3" "$2" || fail "no '$3' in $2 within $1s: $(head -c 500 "$2")"
+  poll "$1" grep -qF -- "$3" "$2" || fail "no '$3' in $2 within $1s: $(head -c 500 "$2")"
 }
 
 proxies_of() { # pids of kata-cr proxies serving ID (the __kata-cr-serve argument names the id)
@@ -360,7 +381,7 @@ ctr_json() { # ctr_json NAME FILE [SH_SCRIPT]: a busybox container running sh -c
 cri_state() { crictl inspect "$1" 2>/dev/null | jq -r '.status.state'; }
 _cri_state_is() { [ "$(cri_state "$1")" = "$2" ]; }
 wait_cri_state() { # wait_cri_state ID STATE
-  wait_for 15 _cri_state_is "$1" "$2" || fail "container $1: state '$(cri_state "$1")', want $2"
+  poll 15 _cri_state_is "$1" "$2" || fail "container $1: state '$(cri_state "$1")', want $2"
 }
 
 # ------------------------------------------------------------------ the runner
@@ -383,12 +404,18 @@ case_() { # case_ NAME FN (E2E_ONLY=REGEX: only the cases whose FN matches)
   if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
     echo "TIMEOUT: case exceeded ${E2E_CASE_TIMEOUT}s" >>"$dir/failure"
   fi
+  # A skip is a skip only if no check failed before it.
   if [ "$rc" = "$E2E_EXIT_SKIP" ] && [ -s "$dir/skipped" ] && ! [ -s "$dir/failure" ]; then
     E2E_SKIPPED=$((E2E_SKIPPED + 1))
     E2E_SKIPPED_NAMES+=("$name")
     printf 'SKIP  %-58s %3ss\n' "$name" "$((SECONDS - t0))"
     sed 's/^/      - skipped: /' "$dir/skipped"
     return 0
+  fi
+  # A check that failed in a subshell ended only that subshell: its record decides.
+  if [ "$rc" = 0 ] && [ -s "$dir/failure" ]; then
+    rc=1
+    sed -i '1i (the case exited 0, but a check inside it failed in a subshell)' "$dir/failure"
   fi
   if [ "$rc" = 0 ]; then
     E2E_PASSED=$((E2E_PASSED + 1))

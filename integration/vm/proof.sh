@@ -9,6 +9,11 @@
 # containers are runc containers in the guest, with the bundles the proxy's
 # own rewrite produces, on overlay rootfses the host shares over virtio-fs,
 # as Kata shares them. Prints one line per case and `vm: N passed, N failed`.
+#
+# Every check decides its case: each case runs in its own subshell; `fail`
+# records its message and ends the case at once, and a case fails if it
+# exits non-zero or if any check recorded a failure (also one inside a
+# `$(...)`, which ends only that subshell).
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,12 +27,15 @@ INIT=/usr/local/bin/kata-cr-init # where build-guest.sh put it in the guest
 COUNTER='i=0; [ -f /tmp/c ] && i=$(cat /tmp/c); trap "exit 42" TERM; while :; do i=$((i+1)); echo $i > /tmp/c.n; mv /tmp/c.n /tmp/c; echo $i > /dev/shm/c; sleep 0.2; done'
 
 passed=0 failed=0
+FAILED=$D/case.failed # a case's failure record
 note() { echo "     $*"; }
-fail() { echo "$*" >&2; return 1; }
+fail() { echo "FAIL: $*" | tee -a "$FAILED" >&2; exit 1; }
 case_() { # case_ NAME FN
 	local out rc t0=$SECONDS
+	rm -f "$FAILED"
 	out=$("$2" 2>&1)
 	rc=$?
+	[ -s "$FAILED" ] && [ "$rc" = 0 ] && rc=1
 	if [ "$rc" = 0 ]; then
 		passed=$((passed + 1))
 		echo "ok   $1 ($((SECONDS - t0)) s)"
@@ -101,29 +109,33 @@ t_kernel_fragment() {
 		done < <(grep -E '^CONFIG_' "$f")
 	done
 	note "$n options of the fragment, $missing missing from the proof's kernel"
-	[ "$missing" = 0 ]
+	[ "$n" -gt 0 ] || fail "no CONFIG_ options read from the fragment"
+	[ "$missing" = 0 ] || fail "$missing options of the fragment are off in the proof's kernel"
 }
 
 t_capabilities() {
 	local out
-	out=$("$SHIM" guest "$SB" capabilities) || return 1
+	out=$("$SHIM" guest "$SB" capabilities) || fail "guest capabilities failed: $out"
 	head -1 <<<"$out"
 	grep -q "criu check: ok" <<<"$out" || fail "criu check does not pass in the guest: $out"
 	grep -q "api 2" <<<"$out" || fail "the guest's kata-cr-agent lacks Restore (api 2): $out"
 }
 
 t_container_runs() {
-	new_container c1 || return 1
+	new_container c1 || fail "c1 did not start"
 	local v
-	v=$(wait_counter_above c1 2) || return 1
+	v=$(wait_counter_above c1 2) || exit 1
 	note "counter of c1 at $v, seen in its upperdir on the host"
-	in_guest <<<"runc exec c1 ps -o pid,args" | grep -q '^ *1 /dev/.kata-cr-init' || fail "kata-cr-init is not PID 1 of c1"
+	local ps
+	ps=$(in_guest <<<"runc exec c1 ps -o pid,args") || fail "runc exec c1 ps failed: $ps"
+	grep -q '^ *1 /dev/\.kata-cr-init' <<<"$ps" || fail "kata-cr-init is not PID 1 of c1: $ps"
 }
 
 t_checkpoint_leave_running() {
 	local before out
 	before=$(counter c1)
-	out=$("$SHIM" guest "$SB" checkpoint c1 --upperdir "$D/upper/c1" --to "$D/ck-live") || return 1
+	[ -n "$before" ] || fail "c1 has no counter"
+	out=$("$SHIM" guest "$SB" checkpoint c1 --upperdir "$D/upper/c1" --to "$D/ck-live") || fail "checkpoint failed: $out"
 	echo "$out"
 	[ -f "$D/ck-live/inventory.img" ] || fail "no inventory.img in $D/ck-live"
 	ls "$D/ck-live" | grep -q '^pages-.*\.img$' || fail "no pages image in $D/ck-live"
@@ -134,22 +146,23 @@ t_checkpoint_leave_running() {
 
 t_checkpoint_exit() {
 	local out
-	out=$("$SHIM" guest "$SB" checkpoint c1 --upperdir "$D/upper/c1" --to "$D/ck" --exit) || return 1
+	out=$("$SHIM" guest "$SB" checkpoint c1 --upperdir "$D/upper/c1" --to "$D/ck" --exit) || fail "checkpoint --exit failed: $out"
 	echo "$out"
 	CKPT_VALUE=$(counter c1)
+	[ -n "$CKPT_VALUE" ] || fail "c1 has no counter"
 	echo "$CKPT_VALUE" >"$D/ckpt-value"
 	note "counter at the checkpoint: $CKPT_VALUE"
 	for _ in $(seq 100); do [ "$(status c1)" = stopped ] && break; sleep 0.2; done
 	[ "$(status c1)" = stopped ] || fail "c1 is $(status c1) after checkpoint --exit (want stopped)"
-	in_guest <<<"runc delete c1" || return 1
+	in_guest <<<"runc delete c1" || fail "runc delete c1 failed"
 }
 
 t_restore() {
 	local v0 v
-	v0=$(cat "$D/ckpt-value")
-	new_container c2 --restore || return 1
-	"$SHIM" guest "$SB" restore c2 --upperdir "$D/upper/c2" --from "$D/ck" || return 1
-	v=$(wait_counter_above c2 "$v0") || return 1
+	v0=$(cat "$D/ckpt-value") && [ -n "$v0" ] || fail "no counter value from the checkpoint case"
+	new_container c2 --restore || fail "c2 did not start in restore mode"
+	"$SHIM" guest "$SB" restore c2 --upperdir "$D/upper/c2" --from "$D/ck" || fail "restore into c2 failed"
+	v=$(wait_counter_above c2 "$v0") || exit 1
 	note "counter: $v0 at the checkpoint of c1 -> $v in c2 (monotonic: resumed, not restarted)"
 	[ "$v" -gt "$v0" ] && [ "$v" -lt $((v0 + 1000)) ] || fail "counter $v0 -> $v"
 	[ -z "$(ls -A "$D/upper/c2/.kata-cr" 2>/dev/null)" ] || fail "staged images left in c2's rootfs"
@@ -157,33 +170,34 @@ t_restore() {
 
 t_after_restore() {
 	local ps shm
-	ps=$(in_guest <<<"runc exec c2 ps -o pid,ppid,args") || return 1
+	ps=$(in_guest <<<"runc exec c2 ps -o pid,ppid,args") || fail "runc exec c2 ps failed: $ps"
 	echo "$ps"
 	grep -q '^ *1 .*/dev/.kata-cr-init' <<<"$ps" || fail "kata-cr-init is not PID 1 of c2"
 	grep -v kata-cr-init <<<"$ps" | grep -q 'while :' || fail "the restored workload is not in c2's pid namespace"
-	shm=$(in_guest <<<"runc exec c2 cat /dev/shm/c") || return 1
+	shm=$(in_guest <<<"runc exec c2 cat /dev/shm/c") || fail "runc exec c2 cat /dev/shm/c failed: $shm"
 	[ -n "$shm" ] && [ "$shm" -ge "$(cat "$D/ckpt-value")" ] || fail "tmpfs /dev/shm/c is '$shm' after the restore"
-	in_guest <<<"runc kill c2 TERM" || return 1
+	in_guest <<<"runc kill c2 TERM" || fail "runc kill c2 TERM failed"
 	for _ in $(seq 100); do [ "$(status c2)" = stopped ] && break; sleep 0.2; done
 	[ "$(status c2)" = stopped ] || fail "c2 is $(status c2) after SIGTERM"
-	in_guest <<<"runc delete c2" || return 1
+	in_guest <<<"runc delete c2" || fail "runc delete c2 failed"
 }
 
 t_corrupt_images_leave_nothing() {
 	local out rc
 	# as the test bed's restore suite does: drop the process tree
-	cp -a "$D/ck" "$D/ck-bad"
-	rm -f "$D/ck-bad/pstree.img"
-	new_container c3 --restore || return 1
+	cp -a "$D/ck" "$D/ck-bad" || fail "cannot copy the image set"
+	rm "$D/ck-bad/pstree.img" || fail "no pstree.img to drop"
+	new_container c3 --restore || fail "c3 did not start in restore mode"
 	out=$("$SHIM" guest "$SB" restore c3 --upperdir "$D/upper/c3" --from "$D/ck-bad" 2>&1)
 	rc=$?
 	echo "$out" | head -3
-	[ "$rc" != 0 ] || fail "restore from emptied page images succeeded"
-	grep -qi "criu" <<<"$out" || fail "the error does not carry criu's diagnosis"
+	[ "$rc" != 0 ] || fail "restore from an image set without pstree.img succeeded"
+	grep -q "criu restore failed" <<<"$out" || fail "the error does not say criu's restore failed: $out"
+	grep -q "lines of criu's log" <<<"$out" || fail "the error does not carry criu's log tail: $out"
 	for _ in $(seq 100); do [ "$(status c3)" = stopped ] && break; sleep 0.2; done
 	[ "$(status c3)" = stopped ] || fail "c3 is $(status c3) after a failed restore (want stopped: nothing half-alive)"
 	[ -z "$(ls -A "$D/upper/c3/.kata-cr" 2>/dev/null)" ] || fail "staged images left in c3's rootfs"
-	in_guest <<<"runc delete c3"
+	in_guest <<<"runc delete c3" || fail "runc delete c3 failed"
 }
 
 t_not_an_image_set() {

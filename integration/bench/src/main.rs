@@ -1,65 +1,68 @@
 //! kata-cr-bench: measures what the proxy adds to one Task RPC. It calls
 //! `State` on the inner shim directly and through the proxy, interleaved so
 //! both see the same machine, and prints p50/p99 of each and the difference.
-//!
-//! Usage: kata-cr-bench rpc --direct ADDR --direct-version N --proxied ADDR --id ID [-n COUNT]
-//!        kata-cr-bench hog MIB   (a workload: holds MIB MiB of touched,
-//!                                 incompressible memory, then sleeps)
+//! Its `hog` subcommand is a workload for the checkpoint benchmarks.
 
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use clap::{Parser, Subcommand};
 use containerd_shim_protos::api::StateRequest;
 use protobuf::Message;
 use ttrpc::r#async::Client;
 
-struct Opts {
+#[derive(Parser)]
+#[command(
+    name = "kata-cr-bench",
+    about = "kata-cr's proxy benchmark and its workloads"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Latency of `State` on the inner shim directly and through the proxy.
+    Rpc(RpcOpts),
+    /// A workload: holds MIB MiB of touched, incompressible memory, then sleeps.
+    Hog {
+        /// MiB to hold.
+        mib: usize,
+    },
+}
+
+#[derive(clap::Args)]
+struct RpcOpts {
+    /// The inner shim's ttrpc address (unix://...).
+    #[arg(long)]
     direct: String,
+    /// The inner shim's task API version (2 or 3).
+    #[arg(long, default_value_t = 3)]
     direct_version: i32,
+    /// The proxy's ttrpc address.
+    #[arg(long)]
     proxied: String,
+    /// The container (task) id to ask the state of.
+    #[arg(long)]
     id: String,
-    n: usize,
+    /// Calls per path.
+    #[arg(short = 'n', default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    n: u64,
 }
 
-fn parse() -> Result<Opts, String> {
-    let mut a = std::env::args().skip(1);
-    if a.next().as_deref() != Some("rpc") {
-        return Err("usage: kata-cr-bench rpc --direct ADDR --direct-version N --proxied ADDR --id ID [-n COUNT]".into());
-    }
-    let mut o = Opts {
-        direct: String::new(),
-        direct_version: 3,
-        proxied: String::new(),
-        id: String::new(),
-        n: 2000,
-    };
-    while let Some(flag) = a.next() {
-        let v = a.next().ok_or(format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--direct" => o.direct = v,
-            "--direct-version" => {
-                o.direct_version = v.parse().map_err(|e| format!("{flag}: {e}"))?
-            }
-            "--proxied" => o.proxied = v,
-            "--id" => o.id = v,
-            "-n" => o.n = v.parse().map_err(|e| format!("{flag}: {e}"))?,
-            _ => return Err(format!("unknown flag {flag}")),
-        }
-    }
-    if o.direct.is_empty() || o.proxied.is_empty() || o.id.is_empty() {
-        return Err("--direct, --proxied and --id are required".into());
-    }
-    Ok(o)
-}
-
-async fn state(c: &Client, service: &str, payload: &[u8]) -> Duration {
+/// One `State` call; its latency, or what went wrong.
+async fn state(c: &Client, service: &str, payload: &[u8]) -> Result<Duration, String> {
     let mut req = ttrpc::Request::new();
     req.service = service.to_string();
     req.method = "State".into();
     req.payload = payload.to_vec();
     req.timeout_nano = 5_000_000_000;
     let t = Instant::now();
-    c.request(req).await.expect("State answered");
-    t.elapsed()
+    c.request(req)
+        .await
+        .map_err(|e| format!("{service}/State: {e}"))?;
+    Ok(t.elapsed())
 }
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
@@ -86,31 +89,38 @@ fn hog(mib: usize) -> ! {
     }
 }
 
-fn main() {
-    let mut a = std::env::args().skip(1);
-    if a.next().as_deref() == Some("hog") {
-        match a.next().and_then(|v| v.parse().ok()) {
-            Some(mib) => hog(mib),
-            None => {
-                eprintln!("usage: kata-cr-bench hog MIB");
-                std::process::exit(2);
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Hog { mib } => hog(mib),
+        Command::Rpc(o) => {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("kata-cr-bench: tokio runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(rpc(o)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("kata-cr-bench: {e}");
+                    ExitCode::FAILURE
+                }
             }
         }
     }
-    rpc_main();
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn rpc_main() {
-    let o = match parse() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("kata-cr-bench: {e}");
-            std::process::exit(2);
-        }
-    };
-    let direct = Client::connect(&o.direct).await.expect("connect direct");
-    let proxied = Client::connect(&o.proxied).await.expect("connect proxied");
+async fn rpc(o: RpcOpts) -> Result<(), String> {
+    let direct = Client::connect(&o.direct)
+        .await
+        .map_err(|e| format!("connect {}: {e}", o.direct))?;
+    let proxied = Client::connect(&o.proxied)
+        .await
+        .map_err(|e| format!("connect {}: {e}", o.proxied))?;
     let svc = if o.direct_version >= 3 {
         "containerd.task.v3.Task"
     } else {
@@ -118,24 +128,78 @@ async fn rpc_main() {
     };
     let mut r = StateRequest::new();
     r.id = o.id.clone();
-    let payload = r.write_to_bytes().expect("encode");
+    let payload = r
+        .write_to_bytes()
+        .map_err(|e| format!("encode StateRequest: {e}"))?;
     // Warm both paths up.
     for _ in 0..50 {
-        state(&direct, svc, &payload).await;
-        state(&proxied, svc, &payload).await;
+        state(&direct, svc, &payload).await?;
+        state(&proxied, svc, &payload).await?;
     }
-    let (mut d, mut p) = (Vec::with_capacity(o.n), Vec::with_capacity(o.n));
+    let (mut d, mut p) = (Vec::new(), Vec::new());
     for _ in 0..o.n {
-        d.push(state(&direct, svc, &payload).await);
-        p.push(state(&proxied, svc, &payload).await);
+        d.push(state(&direct, svc, &payload).await?);
+        p.push(state(&proxied, svc, &payload).await?);
     }
     d.sort();
     p.sort();
     let (d50, d99, p50, p99) = (pct(&d, 0.5), pct(&d, 0.99), pct(&p, 0.5), pct(&p, 0.99));
-    println!("rpc State x{}: direct p50 {d50:.1} us p99 {d99:.1} us; proxied p50 {p50:.1} us p99 {p99:.1} us", o.n);
+    println!(
+        "rpc State x{}: direct p50 {d50:.1} us p99 {d99:.1} us; proxied p50 {p50:.1} us p99 {p99:.1} us",
+        o.n
+    );
     println!(
         "rpc added latency: p50 {:.1} us (target < 100 us), p99 {:.1} us",
         p50 - d50,
         p99 - d99
     );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments() {
+        let cli = Cli::try_parse_from([
+            "kata-cr-bench",
+            "rpc",
+            "--direct",
+            "unix:///a",
+            "--direct-version",
+            "2",
+            "--proxied",
+            "unix:///b",
+            "--id",
+            "c1",
+            "-n",
+            "5",
+        ])
+        .unwrap();
+        let Command::Rpc(o) = cli.command else {
+            panic!("not rpc")
+        };
+        assert_eq!((o.direct_version, o.n, o.id.as_str()), (2, 5, "c1"));
+        assert!(Cli::try_parse_from([
+            "kata-cr-bench",
+            "rpc",
+            "--direct",
+            "a",
+            "--proxied",
+            "b",
+            "--id",
+            "c",
+            "-n",
+            "0"
+        ])
+        .is_err());
+        assert!(Cli::try_parse_from(["kata-cr-bench", "rpc", "--direct", "a"]).is_err());
+        assert!(matches!(
+            Cli::try_parse_from(["kata-cr-bench", "hog", "256"])
+                .unwrap()
+                .command,
+            Command::Hog { mib: 256 }
+        ));
+    }
 }
