@@ -1,8 +1,8 @@
 # kata-cr: build, test, install.
 #   make demo     set up the local test bed and run a live checkpoint -> restore through kata-cr
-#   make test     every test: format, lints, unit tests, end-to-end suites in the test bed,
-#                 the real kubelet A/B (make kubelet-test), the Kata side in a real VM
-#                 (make vm-test)
+#   make test     every test: format, lints, unit tests, end-to-end suites in the test bed
+#                 on containerd 2.x and what differs on 1.7 (make e2e-1.7), the real kubelet
+#                 A/B (make kubelet-test), the Kata side in a real VM (make vm-test)
 #   make bench    benchmarks (figures against vanilla runc, measured in the same run)
 #   make fuzz     longer runs of the property tests of untrusted-input parsers (FUZZ_CASES)
 #   make install  binaries and configs onto this host (DESTDIR/PREFIX honoured)
@@ -20,7 +20,7 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 TESTBED  := integration/testbed
 
-.PHONY: all build deps fmt-check clippy unit harness-test fuzz e2e kubelet-test vm-test install-test test bench demo install clean guest-image guest-overlay-test
+.PHONY: all build deps fmt-check clippy unit harness-test fuzz e2e e2e-1.7 kubelet-test vm-test install-test test bench demo install clean guest-image guest-overlay-test
 
 all: build
 
@@ -58,7 +58,14 @@ fuzz:
 e2e: build
 	$(TESTBED) run -- integration/suites/run-all
 
-test: deps fmt-check clippy unit harness-test guest-overlay-test install-test e2e kubelet-test vm-test
+# containerd 1.7 (Debian trixie's, KATA_CR_CONTAINERD=1.7): what differs from 2.x, i.e. the
+# conformance suite and the ctr checkpoint/restore flows; the cases that need what only 2.x
+# has (CRI checkpoint/restore, checkpoint options for non-runc runtimes) skip, saying why.
+E2E_17_SUITES := conformance checkpoint restore readonly
+e2e-1.7: build
+	KATA_CR_CONTAINERD=1.7 $(TESTBED) run -- integration/suites/run-all $(E2E_17_SUITES:%=integration/suites/%.sh)
+
+test: deps fmt-check clippy unit harness-test guest-overlay-test install-test e2e e2e-1.7 kubelet-test vm-test
 
 # The real kubelet (../shared/kubernetes/kubelet or on PATH), standalone in the test bed,
 # A/B runc vs kata-cr; without a kubelet it says SKIPPED (integration/kubelet/run).

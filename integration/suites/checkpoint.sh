@@ -34,8 +34,11 @@ upperdir_of() { # upperdir of a container's rootfs, from the mount table
     '$5 == m {print}' /proc/self/mountinfo | grep -o 'upperdir=[^,]*' | cut -d= -f2
 }
 criu_blob_files() { # list the files of the criu tar of checkpoint image REF
-  local dg
-  dg=$(ctr images inspect "$1" 2>/dev/null | grep 'criu.checkpoint.criu.tar' | grep -o 'sha256:[0-9a-f]\{64\}' | head -1)
+  # (from the image's index: containerd 1.7's ctr has no `images inspect`)
+  local idx dg
+  idx=$(ctr images ls 2>/dev/null | awk -v r="$1" '$1 == r {print $3}')
+  [ -n "$idx" ] || fail "no checkpoint image $1"
+  dg=$(ctr content get "$idx" | jq -r '.manifests[] | select(.mediaType | endswith("criu.checkpoint.criu.tar")) | .digest' | head -n 1)
   [ -n "$dg" ] || fail "no criu tar in checkpoint image $1"
   local files
   files=$(ctr content get "$dg" | tar -tf -) || fail "cannot list the criu tar $dg of $1"
@@ -83,8 +86,11 @@ scn_ctr_checkpoint_rw_image() {
   must ctr c checkpoint --task --rw --image "$id" "$ref" >/dev/null
   echo "status: $(c_status "$id")"
   expect_counting "$id"
-  local layers
-  layers=$(must ctr images inspect "$ref" | grep -oE 'checkpoint\.(criu\.tar|rw\.tar|config\.v1\+proto)|rootfs\.diff\.tar|image\.rootfs\.diff' | sort -u | tr '\n' ' ')
+  local idx layers
+  # the checkpoint index's entries (containerd 1.7's ctr has no `images inspect`)
+  idx=$(ctr images ls | awk -v r="$ref" '$1 == r {print $3}')
+  [ -n "$idx" ] || fail "no checkpoint image $ref"
+  layers=$(must ctr content get "$idx" | jq -r '.manifests[].mediaType' | grep -oE 'checkpoint\.(criu\.tar|rw\.tar|config\.v1\+proto)|rootfs\.diff\.tar|image\.rootfs\.diff' | sort -u | tr '\n' ' ')
   echo "layers: $layers"
   [[ $layers == *criu.tar* ]] || fail "no criu tar among the checkpoint's layers: $layers"
   must ctr images rm "$ref" >/dev/null
@@ -111,7 +117,7 @@ scn_ctr_task_checkpoint() {
   echo "tcp server answers: $answer"
   expect_eq "the tcp echo server after the checkpoint" ping "$answer"
 }
-t_ctr_task_checkpoint() { run_both scn_ctr_task_checkpoint; }
+t_ctr_task_checkpoint() { needs checkpoint-options; run_both scn_ctr_task_checkpoint; }
 
 scn_ctr_checkpoint_exit() {
   local id dir; id=$(uid ckx); dir=$E2E_CASE_DIR/images-$RT
@@ -125,7 +131,7 @@ scn_ctr_checkpoint_exit() {
   [ -f "$dir/inventory.img" ] || fail "no inventory.img in $dir"
   echo "delete: $(ctr t rm "$id" 2>&1 | grep -o 'exit code [0-9]*')"
 }
-t_ctr_checkpoint_exit() { run_both scn_ctr_checkpoint_exit; }
+t_ctr_checkpoint_exit() { needs checkpoint-options; run_both scn_ctr_checkpoint_exit; }
 
 scn_cri_checkpoint_export() {
   local pod c d=$E2E_CASE_DIR tar
@@ -153,7 +159,7 @@ scn_cri_checkpoint_export() {
   expect_eq "directories nested in checkpoint/" 0 "$(grep -c '^\(\./\)\?checkpoint/[^/]*/.' <<<"$entries")"
   must crictl rmp -f "$pod" >/dev/null
 }
-t_cri_checkpoint_export() { run_both scn_cri_checkpoint_export; }
+t_cri_checkpoint_export() { needs cri-checkpoint; run_both scn_cri_checkpoint_export; }
 
 # The shape of what a checkpoint leaves, A/B, file by file (contents of criu's images
 # aside): the CRI archive (`crictl checkpoint --export`, the layer of an OCI checkpoint
@@ -205,10 +211,11 @@ scn_archive_shape() {
   norm_entries <<<"$files" | grep -vx 'netns-N\.img' | sed 's/^/  /'
   must ctr images rm "$ref" >/dev/null
 }
-t_archive_shape() { run_both scn_archive_shape; }
+t_archive_shape() { needs cri-checkpoint; run_both scn_archive_shape; }
 
 # ------------------------------------------------------------------ kata-cr only
 t_no_debris_after_three() {
+  needs checkpoint-options
   RT=kata-cr
   local id up i; id=$(uid deb)
   c_run_d "$id" sh -c "$COUNTER"
@@ -228,6 +235,7 @@ t_no_debris_after_three() {
 }
 
 t_agent_unreachable() {
+  needs checkpoint-options
   RT=kata-cr
   local id out; id=$(uid noag)
   c_run_d "$id" sh -c "$COUNTER"
@@ -249,6 +257,7 @@ t_agent_unreachable() {
 }
 
 t_criu_failure() {
+  needs checkpoint-options
   RT=kata-cr
   # criu cannot dump a process holding a tty it does not know of: run the counter on a
   # terminal (ctr run -t under script) and checkpoint without shell-job support.
@@ -272,6 +281,7 @@ t_criu_failure() {
 }
 
 t_concurrent_checkpoints() {
+  needs checkpoint-options
   RT=kata-cr
   local id r1 r2; id=$(uid conc)
   c_run_d "$id" sh -c "$RICH"
@@ -295,6 +305,7 @@ t_concurrent_checkpoints() {
 }
 
 t_planted_kata_cr() {
+  needs checkpoint-options
   RT=kata-cr
   local id out up; id=$(uid plant)
   mkdir -p /tmp/host-target && echo untouched >/tmp/host-target/marker

@@ -13,6 +13,9 @@
 # next case starts clean whatever happened. A failing case prints the failing command,
 # its output and the case log; the suite goes on with the next case. The last line of a
 # suite is exactly `e2e: N passed, N failed`; the exit status is non-zero if any failed.
+# A case that needs a flow the bed's containerd lacks says so first (`needs FLOW`): it is
+# then skipped, printed as SKIP with the reason and counted apart (`skipped: N ...`, the
+# line before the last), never as a pass.
 #
 # Every check decides its case: a case fails if its process exits non-zero *or* if any
 # check recorded a failure, so a check that fails inside a subshell (`$(must ...)`,
@@ -25,6 +28,11 @@
 #   expect_eq WHAT WANT GOT
 #   wait_for SECS CMD...   poll CMD (quietly) until it succeeds; after SECS seconds, fail
 #                          naming CMD
+#   needs FLOW             skip the case (with the reason) where the bed lacks FLOW:
+#                          cri-checkpoint (CRI checkpoint and create-from-checkpoint, 2.x),
+#                          checkpoint-options (checkpoint options reach a non-runc runtime:
+#                          ctr t checkpoint --image-path/--exit, Tasks.Checkpoint image_path; 2.x),
+#                          criu-ro-root (criu restores a read-only root read-only: criu >= 4.2)
 # Not a check:
 #   poll SECS CMD...       wait_for's loop as a predicate (status 1 after SECS seconds),
 #                          for `poll ... || fail "what it means"` and for cleanup
@@ -73,6 +81,8 @@ if [ -z "${E2E_IN_CASE:-}" ]; then
 fi
 E2E_PASSED=0
 E2E_FAILED=0
+E2E_SKIPPED=0
+E2E_SKIPPED_NAMES=()
 E2E_FAILED_NAMES=()
 E2E_NCASE=0
 
@@ -121,6 +131,43 @@ wait_for() { # wait_for SECS CMD...: a check; fails the case if CMD has not succ
 }
 
 info() { printf '%s\n' "$*" >>"$E2E_CASE_DIR/info"; printf 'info: %s\n' "$*" >&2; }
+
+# ------------------------------------------------------------------ containerd versions
+# The bed runs containerd 2.x or 1.7 (integration/testbed, KATA_CR_CONTAINERD). The flows
+# only some versions have, and why a case that needs one cannot run elsewhere: the
+# README's compatibility table says the same.
+E2E_CONTAINERD_VERSION=${E2E_CONTAINERD_VERSION:-$(containerd --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -n 1)}
+E2E_CRIU_VERSION=${E2E_CRIU_VERSION:-$(criu --version 2>/dev/null | sed -n 's/^Version: *//p')}
+export E2E_CONTAINERD_VERSION E2E_CRIU_VERSION
+# criu 4.2 restores the root mount's flags (criu issue #2632); before, a read-only root
+# comes back writable
+criu_keeps_ro_root() {
+  local v=${E2E_CRIU_VERSION:-0} ma mi
+  ma=${v%%.*} mi=${v#*.}; mi=${mi%%[!0-9]*}
+  [ "${ma:-0}" -gt 4 ] || { [ "${ma:-0}" = 4 ] && [ "${mi:-0}" -ge 2 ]; }
+}
+E2E_EXIT_SKIP=77
+skip() { # skip REASON: end the case as skipped (not passed), saying why
+  printf '%s\n' "$*" >"$E2E_CASE_DIR/skipped"
+  exit "$E2E_EXIT_SKIP"
+}
+needs() { # needs FLOW (first thing in a case function, outside run_both)
+  local v=${E2E_CONTAINERD_VERSION:-} why=""
+  [ -n "$v" ] || fail "needs $1: the bed's containerd version is unknown (containerd --version)"
+  case "$1" in
+    cri-checkpoint)
+      [ "${v%%.*}" -ge 2 ] \
+        || why="containerd $v has no CRI checkpoint/restore (CheckpointContainer and create-from-checkpoint came with 2.x)" ;;
+    checkpoint-options)
+      [ "${v%%.*}" -ge 2 ] \
+        || why="containerd $v hands checkpoint options (ctr t checkpoint --image-path/--exit, Tasks.Checkpoint's image_path) to runc runtimes only: a kata-cr task gets none, and containerd picks the image path itself" ;;
+    criu-ro-root)
+      criu_keeps_ro_root \
+        || why="criu ${E2E_CRIU_VERSION:-?} restores a read-only root writable (criu issue #2632, fixed in 4.2): runc's restored container could write its root, and kata-cr refuses such a restore (the kata-cr case on old criu checks that)" ;;
+    *) fail "needs: unknown flow '$1'" ;;
+  esac
+  [ -z "$why" ] || skip "$why"
+}
 
 uid() { # uid NAME -> e2e-RUNID-CASENO-RT-NAME
   printf 'e2e-%s-%s-%s-%s' "$E2E_RUN_ID" "$E2E_CASE_NO" "${RT:-x}" "$1"
@@ -357,6 +404,14 @@ case_() { # case_ NAME FN (E2E_ONLY=REGEX: only the cases whose FN matches)
   if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
     echo "TIMEOUT: case exceeded ${E2E_CASE_TIMEOUT}s" >>"$dir/failure"
   fi
+  # A skip is a skip only if no check failed before it.
+  if [ "$rc" = "$E2E_EXIT_SKIP" ] && [ -s "$dir/skipped" ] && ! [ -s "$dir/failure" ]; then
+    E2E_SKIPPED=$((E2E_SKIPPED + 1))
+    E2E_SKIPPED_NAMES+=("$name")
+    printf 'SKIP  %-58s %3ss\n' "$name" "$((SECONDS - t0))"
+    sed 's/^/      - skipped: /' "$dir/skipped"
+    return 0
+  fi
   # A check that failed in a subshell ended only that subshell: its record decides.
   if [ "$rc" = 0 ] && [ -s "$dir/failure" ]; then
     rc=1
@@ -396,6 +451,9 @@ e2e_main() { # the last line of a suite
   e2e_cases
   if [ "$E2E_FAILED" -gt 0 ]; then
     echo "failed: $(printf '%s; ' "${E2E_FAILED_NAMES[@]}")"
+  fi
+  if [ "$E2E_SKIPPED" -gt 0 ]; then
+    echo "skipped: $E2E_SKIPPED (containerd $E2E_CONTAINERD_VERSION, criu ${E2E_CRIU_VERSION:-?}): $(printf '%s; ' "${E2E_SKIPPED_NAMES[@]}")"
   fi
   echo "e2e: $E2E_PASSED passed, $E2E_FAILED failed"
   [ "$E2E_FAILED" = 0 ]

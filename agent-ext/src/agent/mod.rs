@@ -8,7 +8,8 @@
 //! workload), [`cgroup`] (the freezer), [`images`] (the image directory in
 //! the rootfs, symlink-safe), [`workdir`] (per-operation logs), [`listen`]
 //! (sockets), [`pidns`] (the helper that starts criu restore inside a
-//! container's pid namespace), [`cli`] (command line, including the `ctl`
+//! container's pid namespace), [`readonly_root`] (a read-only root stays
+//! read-only across a restore), [`cli`] (command line, including the `ctl`
 //! client).
 //!
 //! Operations on one container are serialized: a second one while the
@@ -32,6 +33,7 @@ pub mod images;
 pub mod limits;
 pub mod listen;
 pub mod pidns;
+pub mod readonly_root;
 pub mod restore;
 pub mod restore_checks;
 pub mod spec;

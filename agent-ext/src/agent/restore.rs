@@ -54,6 +54,7 @@ use super::grants;
 use super::image_claims;
 use super::images::{self, DirSource, ImageDir};
 use super::limits;
+use super::readonly_root;
 use super::restore_checks;
 use super::spec;
 use super::tcp;
@@ -178,6 +179,11 @@ pub async fn restore(
         ));
         return Err(fail(proc, init, None, e).await);
     }
+    // A read-only root must come back read-only: refused before criu runs
+    // when the criu at hand would not keep it so.
+    if let Err(e) = keep_read_only_root(daemon, init, &req.container_id).await {
+        return Err(fail(proc, init, None, e).await);
+    }
     let images = match ImageDir::open(&rootfs, &req.image_dir) {
         Ok(i) => i,
         Err(e) => return Err(fail(proc, init, None, e).await),
@@ -192,6 +198,15 @@ pub async fn restore(
         }
         Err(e) => Err(fail(proc, init, Some(images), e).await),
     }
+}
+
+/// See [`readonly_root`]: criu's version is asked only for a read-only root.
+async fn keep_read_only_root(daemon: &Daemon, init: i32, id: &str) -> Result<()> {
+    if !readonly_root::init_root_is_read_only(&daemon.proc_root, init)? {
+        return Ok(());
+    }
+    let version = daemon.criu.version().await?;
+    readonly_root::refuse_unless_criu_keeps_it(id, &version)
 }
 
 async fn run(

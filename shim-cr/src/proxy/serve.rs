@@ -44,11 +44,25 @@ pub struct ServeParams {
     pub inner_version: i32,
     pub debug: bool,
     pub config: Config,
+    /// Where `config` was read from: not part of the config's own
+    /// serialization (no config file may set it), yet what tells the
+    /// runtime options that name kata-cr's config (Create's, from CRI's
+    /// `ConfigPath`) from those meant for the inner shim.
+    pub config_source: String,
+}
+
+impl ServeParams {
+    /// The parameters `start` wrote on the server's command line.
+    pub fn from_json(json: &str) -> Result<Self> {
+        let mut params: ServeParams = serde_json::from_str(json)
+            .map_err(|e| Error::InvalidArgument(format!("serve parameters: {e}")))?;
+        params.config.source = params.config_source.clone();
+        Ok(params)
+    }
 }
 
 pub fn run(json: &str) -> Result<()> {
-    let params: ServeParams = serde_json::from_str(json)
-        .map_err(|e| Error::InvalidArgument(format!("serve parameters: {e}")))?;
+    let params = ServeParams::from_json(json)?;
     crate::logging::init(&params.bundle, params.debug);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -272,6 +286,29 @@ mod tests {
             }
             e => panic!("unexpected {e:?}"),
         }
+    }
+
+    #[test]
+    fn the_server_knows_where_its_config_came_from() {
+        // CRI's ConfigPath names kata-cr's config; the server must recognise
+        // it at Create to hand the inner shim its own (or none).
+        let mut config =
+            Config::parse("[inner]\nbinary = \"x\"\n", "/etc/kata-cr/config.toml").unwrap();
+        config.criu.file_locks = true;
+        let params = ServeParams {
+            id: "c".into(),
+            namespace: "k8s.io".into(),
+            bundle: "/b".into(),
+            socket: "/s".into(),
+            inner_address: "unix:///i".into(),
+            inner_version: 3,
+            debug: false,
+            config_source: config.source.clone(),
+            config: config.clone(),
+        };
+        let back = ServeParams::from_json(&serde_json::to_string(&params).unwrap()).unwrap();
+        assert_eq!(back.config, config);
+        assert_eq!(back.config.source, "/etc/kata-cr/config.toml");
     }
 
     #[tokio::test]

@@ -145,6 +145,7 @@ fn launch_server(
         inner_version: inner.version,
         debug: args.debug,
         config: cfg.clone(),
+        config_source: cfg.source.clone(),
     };
     let child = spawn_server(&params, listener).inspect_err(|_| {
         let _ = std::fs::remove_file(&sock);
