@@ -92,7 +92,7 @@ impl Router {
             Err(e) => return status_response(e.to_status()),
         };
         let mut container = Container::from_create(&create, wrapped);
-        let mut changed = self.rewrite_create_options(&mut create);
+        let mut changed = rewrite_create_options(&mut create, &self.config);
         if let Some(dir) = &restoring {
             if !wrapped {
                 let e = Error::FailedPrecondition(format!(
@@ -244,27 +244,34 @@ impl Router {
         }
         resp
     }
+}
 
-    /// Returns whether the request changed.
-    fn rewrite_create_options(&self, create: &mut CreateTaskRequest) -> bool {
-        let Some(any) = create.options.as_ref() else {
-            return false;
-        };
-        let Ok(Some(opts)) = RuntimeOptions::from_any(any) else {
-            return false;
-        };
-        match rewrite_options(&opts, &self.config) {
-            Some(o) if o == opts => false,
-            Some(o) => {
-                let mut a = any.clone();
-                a.value = o.encode();
-                create.options = protobuf::MessageField::some(a);
-                true
-            }
-            None => {
-                create.options = protobuf::MessageField::none();
-                true
-            }
+/// The options the inner shim's Create gets; returns whether the request
+/// changed. An options Any with an empty type URL (containerd's restore
+/// sends one) is dropped: it carries nothing, and Kata's Create refuses it
+/// ("type with url : not found").
+fn rewrite_create_options(create: &mut CreateTaskRequest, cfg: &Config) -> bool {
+    let Some(any) = create.options.as_ref() else {
+        return false;
+    };
+    if any.type_url.is_empty() {
+        create.options = protobuf::MessageField::none();
+        return true;
+    }
+    let Ok(Some(opts)) = RuntimeOptions::from_any(any) else {
+        return false;
+    };
+    match rewrite_options(&opts, cfg) {
+        Some(o) if o == opts => false,
+        Some(o) => {
+            let mut a = any.clone();
+            a.value = o.encode();
+            create.options = protobuf::MessageField::some(a);
+            true
+        }
+        None => {
+            create.options = protobuf::MessageField::none();
+            true
         }
     }
 }
@@ -273,4 +280,55 @@ fn is_ok(resp: &Response) -> bool {
     resp.status
         .as_ref()
         .is_none_or(|s| s.code() == ttrpc::Code::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use protobuf::well_known_types::any::Any;
+
+    use super::*;
+
+    fn create_with(type_url: &str, value: &[u8]) -> CreateTaskRequest {
+        let mut any = Any::new();
+        any.type_url = type_url.into();
+        any.value = value.to_vec();
+        let mut c = CreateTaskRequest::new();
+        c.id = "c1".into();
+        c.options = protobuf::MessageField::some(any);
+        c
+    }
+
+    #[test]
+    fn an_empty_options_any_never_reaches_the_inner_shim() {
+        // containerd's restore (ctr c restore, CRI create from a checkpoint)
+        let mut c = create_with("", b"");
+        assert!(rewrite_create_options(&mut c, &Config::default()));
+        assert!(c.options.is_none());
+        let mut c = create_with("", b"\x0a\x01x");
+        assert!(rewrite_create_options(&mut c, &Config::default()));
+        assert!(c.options.is_none());
+    }
+
+    #[test]
+    fn other_options_are_kept_or_rewritten() {
+        let mut none = CreateTaskRequest::new();
+        assert!(!rewrite_create_options(&mut none, &Config::default()));
+        let mut runc = create_with("containerd.runc.v1.Options", b"\x10\x01");
+        assert!(!rewrite_create_options(&mut runc, &Config::default()));
+        assert_eq!(runc.options.type_url, "containerd.runc.v1.Options");
+        let ours = RuntimeOptions {
+            config_path: "/etc/kata-cr/config.toml".into(),
+            ..Default::default()
+        };
+        let cfg = Config {
+            source: "/etc/kata-cr/config.toml".into(),
+            ..Default::default()
+        };
+        let mut c = create_with("runtimeoptions.v1.Options", &ours.encode());
+        assert!(rewrite_create_options(&mut c, &cfg));
+        assert!(
+            c.options.is_none(),
+            "our config path, nothing left for Kata"
+        );
+    }
 }

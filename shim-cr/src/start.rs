@@ -199,7 +199,8 @@ fn launch_server(
 }
 
 /// The runtime options the inner shim gets: ours, with kata-cr's own config
-/// path replaced by the inner shim's (or removed), everything else as sent.
+/// path replaced by the inner shim's (or removed), an Any with an empty type
+/// URL (which Kata refuses) dropped, everything else as sent.
 fn inner_start_stdin(
     raw: &[u8],
     any: Option<&protobuf::well_known_types::any::Any>,
@@ -215,8 +216,16 @@ fn inner_start_stdin(
             }
             None => Vec::new(),
         },
+        (None, _) if is_empty_any(raw) => Vec::new(),
         _ => raw.to_vec(),
     }
+}
+
+/// Whether `raw` is a marshalled Any that names no type.
+fn is_empty_any(raw: &[u8]) -> bool {
+    !raw.is_empty()
+        && protobuf::well_known_types::any::Any::parse_from_bytes(raw)
+            .is_ok_and(|a| a.type_url.is_empty())
 }
 
 /// Replace kata-cr's config path in runtime options by the inner shim's.
@@ -274,6 +283,23 @@ mod tests {
             rewrite_options(&o, &cfg("/etc/kata-cr/config.toml", "")),
             None
         );
+    }
+
+    #[test]
+    fn an_empty_options_any_is_not_passed_to_the_inner_start() {
+        let c = cfg("/etc/kata-cr/config.toml", "");
+        let mut any = protobuf::well_known_types::any::Any::new();
+        any.value = b"\x0a\x01x".to_vec();
+        let raw = any.write_to_bytes().unwrap();
+        let parsed = crate::runtime_options::parse_start_stdin(&raw);
+        assert!(parsed.is_none());
+        assert_eq!(inner_start_stdin(&raw, None, None, &c), Vec::<u8>::new());
+        // what kata-cr does not understand still goes through as it came
+        assert_eq!(inner_start_stdin(b"\xff\xff", None, None, &c), b"\xff\xff");
+        any.type_url = "containerd.runc.v1.Options".into();
+        let raw = any.write_to_bytes().unwrap();
+        let parsed = crate::runtime_options::parse_start_stdin(&raw);
+        assert_eq!(inner_start_stdin(&raw, parsed.as_ref(), None, &c), raw);
     }
 
     #[test]
