@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Checkpoint through kata-cr, against vanilla runc in the same run:
 #   integration/testbed run -- integration/suites/run-all
+# On the real Kata (integration/testbed run --kata): kata-cr in front of the Kata shim,
+# vanilla Kata's answer to a checkpoint in the A/B table (run_cr, lib.sh).
 # ctr c checkpoint --task (plain and --rw --image), ctr t checkpoint, CRI checkpoint
 # --export; the container keeps running and counting; no debris in the rootfs after
 # repeated checkpoints; and the failure paths: agent unreachable, criu failing, two
@@ -23,6 +25,10 @@ expect_counting() { # expect_counting ID: the counter moves on after the checkpo
   [ -n "$a" ] && [ -n "$b" ] && [ "$b" -gt "$a" ] || fail "$1: counter not moving ($a -> $b)"
 }
 upperdir_of() { # upperdir of a container's rootfs, from the mount table
+  if on_kata; then # the Kata shim mounts it in its own mount namespace: ask the snapshotter
+    ctr snapshots mounts /rootfs "$1" 2>/dev/null | grep -o 'upperdir=[^,]*' | cut -d= -f2 | head -n 1
+    return
+  fi
   awk -v m="/run/containerd/io.containerd.runtime.v2.task/$CTR_NS/$1/rootfs" \
     '$5 == m {print}' /proc/self/mountinfo | grep -o 'upperdir=[^,]*' | cut -d= -f2
 }
@@ -50,7 +56,7 @@ scn_ctr_checkpoint_task() {
   criu_blob_files "$ref" | grep -qv '/' || fail "image set is not flat"
   ctr images rm "$ref" >/dev/null 2>&1
 }
-t_ctr_checkpoint_task() { run_both scn_ctr_checkpoint_task; }
+t_ctr_checkpoint_task() { run_cr scn_ctr_checkpoint_task; }
 
 scn_ctr_checkpoint_rw_image() {
   local id ref; id=$(uid ckrw); ref=localhost/ckrw-$id:1
@@ -62,7 +68,7 @@ scn_ctr_checkpoint_rw_image() {
   echo "layers: $(ctr images inspect "$ref" 2>/dev/null | grep -oE 'checkpoint\.(criu\.tar|rw\.tar|config\.v1\+proto)|rootfs\.diff\.tar|image\.rootfs\.diff' | sort -u | tr '\n' ' ')"
   ctr images rm "$ref" >/dev/null 2>&1
 }
-t_ctr_checkpoint_rw_image() { run_both scn_ctr_checkpoint_rw_image; }
+t_ctr_checkpoint_rw_image() { run_cr scn_ctr_checkpoint_rw_image; }
 
 scn_ctr_task_checkpoint() {
   local id dir; id=$(uid tck); dir=$E2E_CASE_DIR/images-$RT
@@ -82,7 +88,7 @@ scn_ctr_task_checkpoint() {
   echo "tcp server answers: $answer"
   expect_eq "the tcp echo server after the checkpoint" ping "$answer"
 }
-t_ctr_task_checkpoint() { run_both scn_ctr_task_checkpoint; }
+t_ctr_task_checkpoint() { run_cr scn_ctr_task_checkpoint; }
 
 scn_ctr_checkpoint_exit() {
   local id dir; id=$(uid ckx); dir=$E2E_CASE_DIR/images-$RT
@@ -94,7 +100,7 @@ scn_ctr_checkpoint_exit() {
   echo "inventory: $(test -f "$dir/inventory.img" && echo yes)"
   echo "delete: $(ctr t rm "$id" 2>&1 | grep -o 'exit code [0-9]*')"
 }
-t_ctr_checkpoint_exit() { run_both scn_ctr_checkpoint_exit; }
+t_ctr_checkpoint_exit() { run_cr scn_ctr_checkpoint_exit; }
 
 scn_cri_checkpoint_export() {
   local pod c d=$E2E_CASE_DIR tar
@@ -118,7 +124,7 @@ scn_cri_checkpoint_export() {
   echo "checkpoint/: inventory=$(tar -tf "$tar" | grep -c 'checkpoint/inventory.img$') pstree=$(tar -tf "$tar" | grep -c 'checkpoint/pstree.img$') pages=$(tar -tf "$tar" | grep -c 'checkpoint/pages-.*\.img$' | sed 's/^[1-9][0-9]*$/some/') nested=$(tar -tf "$tar" | grep -c '^\(\./\)\?checkpoint/[^/]*/.')"
   must crictl rmp -f "$pod" >/dev/null || exit 1
 }
-t_cri_checkpoint_export() { run_both scn_cri_checkpoint_export; }
+t_cri_checkpoint_export() { run_cr scn_cri_checkpoint_export; }
 
 # ------------------------------------------------------------------ kata-cr only
 t_no_debris_after_three() {
@@ -141,21 +147,28 @@ t_no_debris_after_three() {
 
 t_agent_unreachable() {
   RT=kata-cr
-  local id out; id=$(uid noag)
+  local id out where=$AGENT_SOCK; id=$(uid noag)
+  if on_kata; then
+    # kata-cr-agent runs in the guest: kata-cr is pointed at a hybrid vsock nobody serves
+    where=/run/kata-cr-remote-hypervisor/nowhere/vm.vsock
+    put_file /etc/kata-cr/config.toml "$(sed 's#^remote_hybrid_vsock = .*#remote_hybrid_vsock = "'"$where"'"#' /etc/kata-cr/config.toml)"
+  fi
   c_run_d "$id" sh -c "$COUNTER" || exit 1
   wait_status "$id" RUNNING
-  pkill -x kata-cr-agent; wait_for 5 eval '! pgrep -x kata-cr-agent >/dev/null'
-  trap restart_agent EXIT
+  if ! on_kata; then
+    pkill -x kata-cr-agent; wait_for 5 eval '! pgrep -x kata-cr-agent >/dev/null'
+    trap restart_agent EXIT
+  fi
   if out=$(ctr t checkpoint --image-path "$E2E_CASE_DIR/img" "$id" 2>&1); then
     fail "checkpoint succeeded without an agent"
   fi
   info "error: $out"
-  grep -q "$AGENT_SOCK" <<<"$out" || fail "error does not name where it looked: $out"
+  grep -qF "$where" <<<"$out" || fail "error does not name where it looked ($where): $out"
   grep -qi "precondition" <<<"$out" || fail "error is not FailedPrecondition: $out"
   expect_eq "status after the failed checkpoint" RUNNING "$(c_status "$id")"
   expect_counting "$id"
   [ -z "$(find "$E2E_CASE_DIR/img" -mindepth 1 2>/dev/null)" ] || fail "partial images left in the request path"
-  restart_agent
+  on_kata || restart_agent
 }
 
 t_criu_failure() {

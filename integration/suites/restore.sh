@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Restore through kata-cr, against vanilla runc in the same run:
 #   integration/testbed run -- integration/suites/run-all
+# On the real Kata (integration/testbed run --kata): kata-cr in front of the Kata shim, each
+# new pod a new VM; vanilla Kata has no checkpoint (its answer is in the A/B table).
 # Three checkpoint/restore cycles under ctr (restore --live from the checkpoint
 # image) and under CRI (checkpoint --export, new pod, create from the archive);
 # after a restore the task is coherent: exec sees the restored processes and their
@@ -48,7 +50,7 @@ scn_ctr_three_cycles() {
   # kata-cr-init's command line holds the command too: leave it out
   echo "after 3 cycles: $(exec_in "$id" ps -o args | grep 'while :' | grep -vc '^/dev/.kata-cr-init')" workload process
 }
-t_ctr_three_cycles() { run_both scn_ctr_three_cycles; }
+t_ctr_three_cycles() { run_cr scn_ctr_three_cycles; }
 
 scn_after_restore_semantics() {
   local id ev; id=$(uid sem); ev=$E2E_CASE_DIR/events.$RT
@@ -82,7 +84,7 @@ scn_after_restore_semantics() {
   echo "after USR1: $(events_of "$ev" "$id" | grep exit)"
   echo "delete: $(ctr t rm "$id" 2>&1 | grep -o 'exit code [0-9]*')"
 }
-t_after_restore_semantics() { run_both scn_after_restore_semantics; }
+t_after_restore_semantics() { run_cr scn_after_restore_semantics; }
 
 scn_restored_term_and_kill() {
   local id; id=$(uid tk)
@@ -101,7 +103,7 @@ scn_restored_term_and_kill() {
   wait_status "$id" STOPPED
   echo "KILL: $(ctr t rm "$id" 2>&1 | grep -o 'exit code [0-9]*')"
 }
-t_restored_term_and_kill() { run_both scn_restored_term_and_kill; }
+t_restored_term_and_kill() { run_cr scn_restored_term_and_kill; }
 
 scn_cri_three_cycles() {
   local d=$E2E_CASE_DIR pod c i tar before after
@@ -131,7 +133,7 @@ scn_cri_three_cycles() {
   done
   must crictl rmp -f "$pod" >/dev/null || exit 1
 }
-t_cri_three_cycles() { run_both scn_cri_three_cycles; }
+t_cri_three_cycles() { run_cr scn_cri_three_cycles; }
 
 # ------------------------------------------------------------------ TCP connections
 # An echo server and a client holding one connection to it, both in the container
@@ -170,7 +172,7 @@ scn_tcp_refused_without_option() {
   echo "container: $(cri_state "$c"), connection still carries data: $([ "$(last_echo "$c")" -gt "${before:-0}" ] && echo yes || echo no)"
   must crictl rmp -f "$pod" >/dev/null || exit 1
 }
-t_tcp_refused_without_option() { run_both scn_tcp_refused_without_option; }
+t_tcp_refused_without_option() { run_cr scn_tcp_refused_without_option; }
 
 scn_tcp_same_pod() {
   local d=$E2E_CASE_DIR port pod c end before after end2
@@ -203,7 +205,7 @@ t_tcp_same_pod() {
   # kata-cr from its [criu] settings.
   put_file /etc/criu/runc.conf "tcp-established"
   put_file /etc/kata-cr/config.toml "$(cat /etc/kata-cr/config.toml; printf '\n[criu]\ntcp_established = true')"
-  run_both scn_tcp_same_pod
+  run_cr scn_tcp_same_pod
 }
 
 # runc's CheckpointOptions.open_tcp, as the Go client sends it (Tasks.Checkpoint with
@@ -226,7 +228,7 @@ scn_open_tcp_option() {
   before=$(exec_in "$id" tail -n 1 /tmp/echo); sleep 0.6
   echo "task $(c_status "$id"), connection still carries data: $([ "$(exec_in "$id" tail -n 1 /tmp/echo)" -gt "${before:-0}" ] && echo yes || echo no)"
 }
-t_open_tcp_option() { run_both scn_open_tcp_option; }
+t_open_tcp_option() { run_cr scn_open_tcp_option; }
 
 # A pod moved to a new network: its connections cannot come back (their local address
 # is gone). The client reconnects whenever its connection ends, keeping its counter in
@@ -383,7 +385,7 @@ scn_second_containerd() {
 }
 t_second_containerd() {
   start_containerd2
-  run_both scn_second_containerd
+  run_cr scn_second_containerd
 }
 
 # ------------------------------------------------------------------ CRI: an OCI checkpoint image
@@ -423,7 +425,7 @@ scn_cri_checkpoint_image() {
   crictl rmi "$ref" >/dev/null 2>&1
   true
 }
-t_cri_checkpoint_image() { run_both scn_cri_checkpoint_image; }
+t_cri_checkpoint_image() { run_cr scn_cri_checkpoint_image; }
 
 # ------------------------------------------------------------------ kata-cr only
 t_runc_checkpoint_under_kata_cr() {
@@ -456,9 +458,13 @@ t_runc_checkpoint_under_kata_cr() {
   fi
 }
 
-failed_restore_leaves_nothing() { # failed_restore_leaves_nothing CORRUPT: CORRUPT DIR spoils the image set in DIR
+# A Kata pod's VM: what kata-cr-remote-hypervisor runs for it.
+vm_of() { pgrep -f -- "qemu-system-x86_64 -name kata-$1 " || true; }
+failed_restore_leaves_nothing() { # failed_restore_leaves_nothing CORRUPT [BREAK WORDS]: CORRUPT DIR
+  # spoils the image set in DIR; BREAK (optional) runs before the restoring pod starts; the
+  # error must match WORDS (default: criu's or the restore's words)
   RT=kata-cr
-  local corrupt=$1 d=$E2E_CASE_DIR pod c tar out
+  local corrupt=$1 brk=${2:-} words=${3:-criu\|restore} d=$E2E_CASE_DIR pod c tar out
   ctr_json ck "$d/c.json" "$COUNTER"
   pod_json "$(uid pa)" "$d/pa.json"
   pod=$(must crictl runp --runtime kata-cr "$d/pa.json") || exit 1
@@ -470,6 +476,7 @@ failed_restore_leaves_nothing() { # failed_restore_leaves_nothing CORRUPT: CORRU
   must crictl rmp -f "$pod" >/dev/null || exit 1
   mkdir -p "$d/x" && tar -C "$d/x" -xf "$d/ck.tar" && "$corrupt" "$d/x/checkpoint"
   tar -C "$d/x" -cf "$d/bad.tar" .
+  [ -n "$brk" ] && "$brk"
   pod_json "$(uid pb)" "$d/pb.json"
   pod=$(must crictl runp --runtime kata-cr "$d/pb.json") || exit 1
   track_pod "$pod"
@@ -479,8 +486,18 @@ failed_restore_leaves_nothing() { # failed_restore_leaves_nothing CORRUPT: CORRU
     fail "start of a restore from a corrupt image set succeeded"
   fi
   info "error: $(head -c 600 <<<"$out")"
-  grep -qi "criu\|restore" <<<"$out" || fail "the error does not carry criu's words: $out"
+  grep -qi "$words" <<<"$out" || fail "the error does not say what failed ($words): $out"
   wait_for 10 eval "[ \"\$(cri_state $c)\" != CONTAINER_RUNNING ]" || fail "container still running: $(cri_state "$c")"
+  if on_kata; then
+    # the workload and criu would be in the pod's VM: the task is gone, and removing the
+    # pod leaves no VM, daemon or socket behind
+    crictl exec -s "$c" true >/dev/null 2>&1 && fail "exec into the failed restore's container works"
+    must crictl rmp -f "$pod" >/dev/null || exit 1
+    wait_for 30 eval "[ -z \"\$(vm_of $pod)\" ] && [ ! -e /run/kata-cr-remote-hypervisor/$pod ]" \
+      || fail "the pod's VM outlived it: qemu $(vm_of "$pod"), $(ls /run/kata-cr-remote-hypervisor/)"
+    echo "pod removed, its VM gone"
+    return 0
+  fi
   local left; left=$(pgrep -f 'while :; do i=' | count)
   expect_eq "restored workload processes left anywhere" 0 "$left"
   expect_eq "criu processes left" 0 "$(pgrep -x criu | count)"
@@ -493,9 +510,44 @@ drop_pstree() { rm -f "$1/pstree.img"; }
 # restore, so with the same criu it would be expected to wait too (not run here).
 empty_pages() { local f; for f in "$1"/pages-*.img; do : >"$f"; done; }
 t_failed_restore_leaves_nothing() { failed_restore_leaves_nothing drop_pstree; }
+# kata-cr-agent unreachable at restore: the restoring pod's proxy is pointed at a hybrid
+# vsock nobody serves (on the real Kata), or the host agent is stopped
+keep_images() { :; }
+agent_away() {
+  if on_kata; then
+    put_file /etc/kata-cr/config.toml "$(sed 's#^remote_hybrid_vsock = .*#remote_hybrid_vsock = "/run/kata-cr-remote-hypervisor/nowhere/vm.vsock"#' /etc/kata-cr/config.toml)"
+  else
+    pkill -x kata-cr-agent; wait_for 5 eval '! pgrep -x kata-cr-agent >/dev/null'
+    trap 'restart_agent; e2e_cleanup' EXIT
+  fi
+}
+restart_agent() {
+  pgrep -x kata-cr-agent >/dev/null && return 0
+  setsid kata-cr-agent --listen unix:///run/kata-cr/agent.sock --restore-timeout 30 </dev/null \
+    >>"${KATA_CR_BED_LOG_DIR:-/tmp}/kata-cr-agent.log" 2>&1 &
+  wait_for 10 test -S /run/kata-cr/agent.sock || fail "kata-cr-agent did not come back"
+}
+t_restore_agent_unreachable() {
+  failed_restore_leaves_nothing keep_images agent_away 'nowhere/vm.vsock\|/run/kata-cr/agent.sock'
+  on_kata || restart_agent
+}
 t_truncated_pages_restore_fails() { failed_restore_leaves_nothing empty_pages; }
 
 e2e_cases() {
+  if on_kata; then
+    # the real Kata (its remote hypervisor): no pod network, every case a VM or more
+    case_ "ctr: 3 checkpoint/kill/rm/restore --live cycles, counter monotonic" t_ctr_three_cycles
+    case_ "after restore: exec, tmpfs, 64 MiB byte-exact, tcp, caps, USR1 exit + TaskExit" t_after_restore_semantics
+    case_ "restored task: TERM (trapped) and KILL exit codes" t_restored_term_and_kill
+    case_ "CRI: 3 export/new pod (new VM)/create-from-archive cycles, rootfs kept" t_cri_three_cycles
+    case_ "CRI: a held TCP connection fails a checkpoint without tcp-established" t_tcp_refused_without_option
+    case_ "CRI: a TCP connection survives checkpoint/rm/restore in the same pod" t_tcp_same_pod
+    case_ "ctr: a checkpoint moves to a second containerd (image export/import)" t_second_containerd
+    case_ "CRI: create from an OCI checkpoint image pulled from a registry" t_cri_checkpoint_image
+    case_ "kata-cr: a failed restore (corrupt image set) leaves nothing alive" t_failed_restore_leaves_nothing
+    case_ "kata-cr: a restore with kata-cr-agent unreachable leaves nothing alive" t_restore_agent_unreachable
+    return
+  fi
   case_ "A/B ctr: 3 checkpoint/kill/rm/restore --live cycles, counter monotonic" t_ctr_three_cycles
   case_ "A/B after restore: exec, tmpfs, 64 MiB byte-exact, tcp, caps, USR1 exit + TaskExit" t_after_restore_semantics
   case_ "A/B restored task: TERM (trapped) and KILL exit codes" t_restored_term_and_kill
@@ -509,6 +561,7 @@ e2e_cases() {
   case_ "kata-cr: a runc checkpoint restored under kata-cr works or fails clearly" t_runc_checkpoint_under_kata_cr
   case_ "kata-cr: a failed restore leaves nothing half-alive" t_failed_restore_leaves_nothing
   case_ "kata-cr: a restore from emptied pages-*.img fails fast, nothing half-alive" t_truncated_pages_restore_fails
+  case_ "kata-cr: a restore with kata-cr-agent unreachable leaves nothing half-alive" t_restore_agent_unreachable
 }
 
 e2e_main
