@@ -1,7 +1,8 @@
 # kata-cr: build, test, install.
 #   make demo     set up the local test bed and run a live checkpoint -> restore through kata-cr
 #   make test     every test: format, lints, unit tests, end-to-end suites in the test bed,
-#                 the Kata side in a real VM (make vm-test)
+#                 the same suites against the real Kata (make kata-e2e, when Kata's binaries
+#                 are found), the Kata side in a real VM (make vm-test)
 #   make bench    benchmarks (figures against vanilla runc, measured in the same run)
 #   make install  binaries and configs onto this host (DESTDIR/PREFIX honoured)
 #   make guest-image ROOTFS_DIR=DIR | GUEST_IMAGE=FILE | GUEST_INITRD=FILE [CRIU_DEBS=DIR]
@@ -17,8 +18,13 @@ BINS     := containerd-shim-kata-cr-v2 kata-cr-init kata-cr-agent crictl kata-cr
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 TESTBED  := integration/testbed
+# Kata's binaries for the real-Kata suites (kata-e2e): KATA_DIR, else ../shared/kata beside
+# the repo; the bed itself also looks for a Kata installed on the host (/opt/kata).
+KATA_DIR ?= $(if $(wildcard $(abspath ../shared/kata)/containerd-shim-kata-v2),$(abspath ../shared/kata))
+SUMMARY  := target/test-summary
+SHELL    := /bin/bash
 
-.PHONY: all build deps fmt-check clippy unit e2e vm-test install-test test bench demo install clean guest-image guest-overlay-test
+.PHONY: all build deps fmt-check clippy unit e2e kata-e2e vm-test install-test test bench demo install clean guest-image guest-overlay-test
 
 all: build
 
@@ -39,9 +45,30 @@ unit:
 	$(CARGO) test --workspace $(if $(filter 0,$(shell id -u)),-- --include-ignored)
 
 e2e: build
-	$(TESTBED) run -- integration/suites/run-all
+	@mkdir -p $(SUMMARY)
+	set -o pipefail; $(TESTBED) run -- integration/suites/run-all | tee $(SUMMARY)/e2e.log
 
-test: deps fmt-check clippy unit guest-overlay-test install-test e2e vm-test
+# The suites against the real, unmodified Kata (integration/kata/README.md): A/B kata vs
+# kata-cr, checkpoint/restore under kata-cr. Without Kata's binaries they do not run, and
+# the summary of make test says so.
+kata-e2e: build
+	@mkdir -p $(SUMMARY); rm -f $(SUMMARY)/kata-e2e.log $(SUMMARY)/kata-e2e.skipped
+	@if [ -n "$(KATA_DIR)" ] || [ -x /opt/kata/bin/containerd-shim-kata-v2 ]; then \
+		set -o pipefail; $(TESTBED) run $(if $(KATA_DIR),--kata-dir $(KATA_DIR),--kata) -- \
+			integration/suites/run-all | tee $(SUMMARY)/kata-e2e.log; \
+	else \
+		echo "kata-e2e: NOT RUN: no Kata binaries (KATA_DIR, $(abspath ../shared/kata), /opt/kata)" \
+			| tee $(SUMMARY)/kata-e2e.skipped; \
+	fi
+
+test: deps fmt-check clippy unit guest-overlay-test install-test e2e kata-e2e vm-test
+	@echo "== make test: end-to-end summary"
+	@echo "  plain bed (runc, kata-cr in front of runc): $$(tail -n 1 $(SUMMARY)/e2e.log)"
+	@if [ -f $(SUMMARY)/kata-e2e.log ]; then \
+		echo "  real Kata (kata, kata-cr in front of Kata): $$(tail -n 1 $(SUMMARY)/kata-e2e.log)"; \
+	else \
+		echo "  real Kata: $$(cat $(SUMMARY)/kata-e2e.skipped 2>/dev/null || echo 'NOT RUN')"; \
+	fi
 
 # make install into a scratch DESTDIR: what lands where, and a second run
 # keeps an operator's edited config.
