@@ -75,7 +75,7 @@ scn_ctr_task_checkpoint() {
   # Host network, a port per runtime: ctr's own network namespace has its loopback down.
   local port; port=$([ "$RT" = runc ] && echo 18081 || echo 18082)
   track_ctr "$id"
-  must ctr run -d --net-host --runtime "$(rt_ctr)" "$IMG" "$id" sh -c "$(rich "$port")" >/dev/null || exit 1
+  must ctr run -d "${E2E_DETACHED_IO[@]}" --net-host --runtime "$(rt_ctr)" "$IMG" "$id" sh -c "$(rich "$port")" >/dev/null || exit 1
   wait_status "$id" RUNNING; sleep 2
   must ctr t checkpoint --image-path "$dir" "$id" >/dev/null || exit 1
   echo "status: $(c_status "$id")"

@@ -56,7 +56,7 @@ scn_after_restore_semantics() {
   local id ev; id=$(uid sem); ev=$E2E_CASE_DIR/events.$RT
   # Host network: ctr gives a container a network namespace whose loopback is down.
   track_ctr "$id"
-  must ctr run -d --net-host --runtime "$(rt_ctr)" "$IMG" "$id" sh -c "$RICH" >/dev/null || exit 1
+  must ctr run -d "${E2E_DETACHED_IO[@]}" --net-host --runtime "$(rt_ctr)" "$IMG" "$id" sh -c "$RICH" >/dev/null || exit 1
   wait_status "$id" RUNNING; sleep 2
   local sum; sum=$(exec_in "$id" cat /tmp/buf.sum)
   echo "cycle: $(ctr_cycle "$id" "localhost/sem-$id:1")"
@@ -214,7 +214,7 @@ scn_open_tcp_option() {
   local d=$E2E_CASE_DIR id port before
   id=$(uid otcp); port=$(( $(tcp_port) + 20 ))
   track_ctr "$id"
-  must ctr run -d --net-host --runtime "$(rt_ctr)" "$IMG" "$id" sh -c "$(tcp_pair "$port")" >/dev/null || exit 1
+  must ctr run -d "${E2E_DETACHED_IO[@]}" --net-host --runtime "$(rt_ctr)" "$IMG" "$id" sh -c "$(tcp_pair "$port")" >/dev/null || exit 1
   wait_status "$id" RUNNING
   wait_for 10 eval "exec_in $id netstat -tn | awk -v p=127.0.0.1:$port '\$5 == p && \$6 == \"ESTABLISHED\"' | grep -q ." \
     || fail "the client never connected"
