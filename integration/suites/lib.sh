@@ -58,6 +58,26 @@ on_kata() { [ -n "${KATA_CR_KATA:-}" ]; }
 # hang (vanilla Kata alike). The plain bed keeps ctr's default.
 E2E_DETACHED_IO=()
 if [ -n "${KATA_CR_KATA:-}" ]; then E2E_DETACHED_IO=(--null-io); fi
+# ctr t exec with a stdin at EOF (the cases run on /dev/null) sends CloseIO as soon as it
+# has read it, which may reach the shim before the exec's Start: the Kata shim's CloseIO
+# then waits, holding its service lock, for a stdin copy that Start (blocked on that
+# lock) would begin: exec and every later call hang (seen with vanilla Kata under load;
+# the Kata shim's goroutines: CloseIO in chan receive, Wait in Mutex.Lock). On Kata an
+# exec whose stdin is not a pipe gets one that ends only after a while.
+if [ -n "${KATA_CR_KATA:-}" ]; then
+  ctr() {
+    local a prev="" is_exec=""
+    for a in "$@"; do
+      case "$prev:$a" in t:exec|task:exec|tasks:exec) is_exec=1; break ;; esac
+      prev=$a
+    done
+    if [ -n "$is_exec" ] && [ ! -p /dev/stdin ]; then
+      command ctr "$@" < <(sleep 20)
+    else
+      command ctr "$@"
+    fi
+  }
+fi
 # Rows of the A/B table (run-all prints it): suite, case, reference, kata-cr.
 E2E_TABLE=${E2E_TABLE:-}
 # shellcheck disable=SC2034 # for the suites
