@@ -52,10 +52,9 @@ E2E_CASE_TIMEOUT=${E2E_CASE_TIMEOUT:-150}
 if [ -n "${KATA_CR_KATA:-}" ]; then E2E_RUNTIMES=(kata kata-cr); else E2E_RUNTIMES=(runc kata-cr); fi
 E2E_REF=${E2E_RUNTIMES[0]}
 on_kata() { [ -n "${KATA_CR_KATA:-}" ]; }
-# Detached ctr containers on Kata get no stdio: the Kata shim opens a task's stdin fifo
-# blocking, and once a detached ctr has gone nobody ever opens the other end; seen
-# under load, the shim then stays stuck holding its lock and later exec/state calls
-# hang (vanilla Kata alike). The plain bed keeps ctr's default.
+# Detached ctr containers on Kata get no stdio: the Kata shim keeps a blocking open of a
+# task's stdin fifo pending, and once a detached ctr has gone nobody opens the other end
+# (vanilla Kata alike). The plain bed keeps ctr's default.
 E2E_DETACHED_IO=()
 if [ -n "${KATA_CR_KATA:-}" ]; then E2E_DETACHED_IO=(--null-io); fi
 # ctr t exec with a stdin at EOF (the cases run on /dev/null) sends CloseIO as soon as it
