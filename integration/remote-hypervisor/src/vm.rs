@@ -42,7 +42,7 @@ impl Paths {
             hvsock: dir.join("vm.vsock"),
             agent: dir.join("agent.sock"),
             vhost: dir.join("vhost.sock"),
-            virtiofs: dir.join("virtiofs.sock"),
+            virtiofs: dir.join("fs.sock"),
             console: dir.join("console.log"),
             dir,
         }
@@ -375,6 +375,17 @@ mod tests {
             "16".to_string(),
         );
         assert_eq!(shape(&opts(""), &a).memory_mib, 256);
+    }
+
+    /// CRI sandbox ids are 64 hex digits: every socket must still fit a
+    /// sockaddr_un (108 bytes with its NUL) under the default state dir.
+    #[test]
+    fn sockets_of_a_cri_sandbox_fit_sun_path() {
+        let o = opts("");
+        let p = Paths::new(sandbox_dir(&o.state_dir, &"f".repeat(64)).unwrap());
+        for s in [&p.hvsock, &p.agent, &p.vhost, &p.virtiofs] {
+            assert!(s.as_os_str().len() < 108, "{} is too long", s.display());
+        }
     }
 
     #[test]
