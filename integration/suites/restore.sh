@@ -114,6 +114,8 @@ scn_cri_three_cycles() {
   c=$(must crictl create "$pod" "$d/c.$RT.json" "$d/pod0.$RT.json") || exit 1
   must crictl start "$c" >/dev/null || exit 1
   wait_cri_state "$c" CONTAINER_RUNNING; sleep 0.6
+  # (a guest under TCG may take a moment to write the first value)
+  wait_for 30 crictl exec -s "$c" test -s /tmp/c || fail "the counter never wrote /tmp/c"
   for i in 1 2 3; do
     before=$(crictl exec -s "$c" cat /tmp/c)
     tar=$d/ck-$RT-$i.tar
