@@ -1,8 +1,9 @@
 # kata-cr: build, test, install.
 #   make demo     set up the local test bed and run a live checkpoint -> restore through kata-cr
 #   make test     every test: format, lints, unit tests, end-to-end suites in the test bed,
-#                 the same suites against the real Kata (make kata-e2e, when Kata's binaries
-#                 are found), the Kata side in a real VM (make vm-test)
+#                 the real kubelet A/B (make kubelet-test), the same suites against the real
+#                 Kata (make kata-e2e, when Kata's binaries are found), the Kata side in a real
+#                 VM (make vm-test)
 #   make bench    benchmarks (figures against vanilla runc, measured in the same run)
 #   make install  binaries and configs onto this host (DESTDIR/PREFIX honoured)
 #   make guest-image ROOTFS_DIR=DIR | GUEST_IMAGE=FILE | GUEST_INITRD=FILE [CRIU_DEBS=DIR]
@@ -24,7 +25,7 @@ KATA_DIR ?= $(if $(wildcard $(abspath ../shared/kata)/containerd-shim-kata-v2),$
 SUMMARY  := target/test-summary
 SHELL    := /bin/bash
 
-.PHONY: all build deps fmt-check clippy unit e2e kata-e2e vm-test install-test test bench demo install clean guest-image guest-overlay-test
+.PHONY: all build deps fmt-check clippy unit e2e kubelet-test kata-e2e vm-test install-test test bench demo install clean guest-image guest-overlay-test
 
 all: build
 
@@ -61,14 +62,21 @@ kata-e2e: build
 			| tee $(SUMMARY)/kata-e2e.skipped; \
 	fi
 
-test: deps fmt-check clippy unit guest-overlay-test install-test e2e kata-e2e vm-test
+test: deps fmt-check clippy unit guest-overlay-test install-test e2e kubelet-test kata-e2e vm-test
 	@echo "== make test: end-to-end summary"
 	@echo "  plain bed (runc, kata-cr in front of runc): $$(tail -n 1 $(SUMMARY)/e2e.log)"
+	@echo "  kubelet (runc, kata-cr): $$(tail -n 1 $(SUMMARY)/kubelet.log)"
 	@if [ -f $(SUMMARY)/kata-e2e.log ]; then \
 		echo "  real Kata (kata, kata-cr in front of Kata): $$(tail -n 1 $(SUMMARY)/kata-e2e.log)"; \
 	else \
 		echo "  real Kata: $$(cat $(SUMMARY)/kata-e2e.skipped 2>/dev/null || echo 'NOT RUN')"; \
 	fi
+
+# The real kubelet (../shared/kubernetes/kubelet or on PATH), standalone in the test bed,
+# A/B runc vs kata-cr; without a kubelet it says SKIPPED (integration/kubelet/run).
+kubelet-test: build
+	@mkdir -p $(SUMMARY)
+	set -o pipefail; integration/kubelet/run | tee $(SUMMARY)/kubelet.log
 
 # make install into a scratch DESTDIR: what lands where, and a second run
 # keeps an operator's edited config.

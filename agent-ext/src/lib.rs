@@ -5,8 +5,9 @@
 //! - [`init`]: `kata-cr-init`, PID 1 of every kata-cr container.
 //! - [`agent`]: `kata-cr-agent`, the checkpoint daemon.
 //!
-//! [`api`] is the daemon's ttrpc API, shared with the proxy.
+//! [`api`] is the daemon's ttrpc API, the `kata-cr-api` crate shared with
+//! the proxy.
 
 pub mod agent;
-pub mod api;
+pub use kata_cr_api as api;
 pub mod init;

@@ -126,6 +126,51 @@ scn_cri_checkpoint_export() {
 }
 t_cri_checkpoint_export() { run_cr scn_cri_checkpoint_export; }
 
+# The shape of what a checkpoint leaves, A/B, file by file (contents of criu's images
+# aside): the CRI archive (`crictl checkpoint --export`, the layer of an OCI checkpoint
+# image too), the metadata files' keys, what checkpointctl reads, and the criu tar of a
+# `ctr c checkpoint` image. criu names images by pid or namespace id: those are N here.
+norm_entries() { sed -E 's#^\./##; /^$/d; s#/$##; s#-[0-9]+((\.tar\.gz)?\.img)$#-N\1#' | sort -u; }
+json_keys() { # the key paths of a JSON document, array indices and free-form maps left out
+  jq -c '[paths | map(tostring) | join(".") | select(test("(^|\\.)(annotations|labels)(\\.|$)") | not)
+          | gsub("\\.[0-9]+"; "[]")] | unique'
+}
+scn_archive_shape() {
+  local d=$E2E_CASE_DIR pod c tar f id ref out
+  ctr_json ck "$d/c.$RT.json" "$COUNTER"
+  pod_json "$(uid pod)" "$d/pod.$RT.json"
+  pod=$(must crictl runp --runtime "$(rt_cri)" "$d/pod.$RT.json") || exit 1
+  track_pod "$pod"
+  c=$(must crictl create "$pod" "$d/c.$RT.json" "$d/pod.$RT.json") || exit 1
+  must crictl start "$c" >/dev/null || exit 1
+  wait_cri_state "$c" CONTAINER_RUNNING; sleep 0.6
+  tar=$d/ck-$RT.tar
+  must crictl checkpoint --export="$tar" "$c" >/dev/null || exit 1
+  echo "CRI archive:"
+  tar -tf "$tar" | norm_entries | sed 's/^/  /'
+  for f in config.dump spec.dump status.dump status; do
+    echo "$f keys: $(tar -xOf "$tar" "$f" | json_keys)"
+  done
+  out=$(must checkpointctl show "$tar") || exit 1
+  echo "checkpointctl show: $(grep -c "${c:0:12}" <<<"$out") row for the container"
+  out=$(must checkpointctl inspect --stats "$tar") || exit 1
+  echo "checkpointctl inspect --stats: $(grep -oiE '(freezing|frozen|memdump|memwrite) time|pages (scanned|written)' <<<"$out" | sort -u | tr '\n' ',')"
+  # checkpointctl counts everything under checkpoint/ as the checkpoint's size
+  expect_eq "criu's log and statistics among the images" "" "$(tar -tf "$tar" | norm_entries | grep -E '^checkpoint/(dump\.log|stats-dump)$')"
+  must crictl rmp -f "$pod" >/dev/null || exit 1
+  id=$(uid ctrck); ref=localhost/ctrck-$id:1
+  c_run_d "$id" sh -c "$COUNTER" || exit 1
+  wait_status "$id" RUNNING; sleep 0.6
+  must ctr c checkpoint --task "$id" "$ref" >/dev/null || exit 1
+  # The one designed difference (README): a network namespace of the container's own
+  # that no path names is external to kata-cr's dump (the restored workload joins the
+  # new container's), so its image marks it (netns-N.img); runc's has none there.
+  echo "ctr c checkpoint image, criu tar:"
+  criu_blob_files "$ref" | norm_entries | grep -vx 'netns-N\.img' | sed 's/^/  /'
+  ctr images rm "$ref" >/dev/null 2>&1
+}
+t_archive_shape() { run_both scn_archive_shape; }
+
 # ------------------------------------------------------------------ kata-cr only
 t_no_debris_after_three() {
   RT=kata-cr
@@ -238,6 +283,7 @@ e2e_cases() {
   case_ "A/B ctr t checkpoint (tcp server, 64 MiB tmpfs)" t_ctr_task_checkpoint
   case_ "A/B ctr t checkpoint --exit (task stops)" t_ctr_checkpoint_exit
   case_ "A/B CRI checkpoint --export archive shape" t_cri_checkpoint_export
+  case_ "A/B archive and ctr image: runc's files in runc's places, checkpointctl reads both" t_archive_shape
   case_ "kata-cr: 3 checkpoints, no debris in rootfs/upperdir" t_no_debris_after_three
   case_ "kata-cr: agent unreachable -> FailedPrecondition, container untouched" t_agent_unreachable
   case_ "kata-cr: criu failure -> log tail, running, no partial images" t_criu_failure

@@ -236,11 +236,10 @@ impl Config {
         if is_executable(&p) {
             Ok(p)
         } else {
-            Err(Error::FailedPrecondition(format!(
-                "kata-cr-init not found at {} (init.binary in {})",
-                p.display(),
-                self.source_name()
-            )))
+            Err(Error::InitMissing {
+                path: p,
+                configured_in: self.source_name().to_string(),
+            })
         }
     }
 

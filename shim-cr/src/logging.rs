@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::path::Path;
 
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use tracing_subscriber::EnvFilter;
 
 pub fn init(bundle: &Path, debug: bool) {
@@ -26,15 +27,13 @@ fn open_fifo(path: &Path) -> Option<File> {
     // Non-blocking open fails at once (ENXIO) when containerd is not reading.
     let f = std::fs::OpenOptions::new()
         .write(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(OFlag::O_NONBLOCK.bits())
         .open(path)
         .ok()?;
     // Then write in blocking mode so no line is dropped on a full pipe.
-    let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
-    // SAFETY: fcntl on an fd we own.
-    unsafe {
-        let fl = libc::fcntl(fd, libc::F_GETFL);
-        libc::fcntl(fd, libc::F_SETFL, fl & !libc::O_NONBLOCK);
+    if let Ok(bits) = fcntl(&f, FcntlArg::F_GETFL) {
+        let flags = OFlag::from_bits_truncate(bits) - OFlag::O_NONBLOCK;
+        let _ = fcntl(&f, FcntlArg::F_SETFL(flags));
     }
     Some(f)
 }

@@ -1,56 +1,46 @@
 //! `containerd-shim-kata-cr-v2`: checkpoint/restore for Kata Containers as a
 //! proxy in front of the unmodified inner shim.
+//!
+//! `shim` is the start/delete protocol, `proxy` the server it launches,
+//! `cr` checkpoint and restore, `tools` the operator subcommands
+//! (dependencies point that way: shim -> proxy -> cr, tools -> cr). Beside
+//! them: `config`, `error`, `logging`, `bundle` (the bundle's files),
+//! `runtime_options` and `blocking` (work off the proxy's runtime).
 
-mod agent_backend;
-mod args;
-mod bootstrap;
-mod bundle_state;
-mod checkpoint;
-mod cli;
+mod blocking;
+mod bundle;
 mod config;
-mod containers;
-mod delete;
-mod doctor;
+mod cr;
 mod error;
-mod forward;
-mod grouping;
-mod intercept;
-mod kata;
 mod logging;
-mod restore;
+mod proxy;
 mod runtime_options;
-mod serve;
-mod socket;
-mod spec_rewrite;
-mod staging;
-mod start;
+mod shim;
+mod tools;
 
 use std::io::Write;
-
-/// The hidden action `start` uses to launch the proxy server.
-pub const SERVE_ACTION: &str = "__kata-cr-serve";
 
 fn main() {
     let mut argv = std::env::args().skip(1);
     let first = argv.next();
-    if first.as_deref() == Some(SERVE_ACTION) {
+    if first.as_deref() == Some(proxy::serve::ACTION) {
         let json = argv.next().unwrap_or_default();
-        std::process::exit(match serve::run(&json) {
+        std::process::exit(match proxy::serve::run(&json) {
             Ok(()) => 0,
             Err(_) => 1,
         });
     }
     let subcommand: Option<fn(&[String]) -> i32> = match first.as_deref() {
-        Some("doctor") => Some(doctor::run),
-        Some("guest") => Some(cli::guest),
-        Some("rewrite-bundle") => Some(cli::rewrite_bundle),
+        Some("doctor") => Some(tools::doctor::run),
+        Some("guest") => Some(tools::guest::run),
+        Some("rewrite-bundle") => Some(tools::rewrite_bundle::run),
         _ => None,
     };
     if let Some(run) = subcommand {
         let rest: Vec<String> = argv.collect();
         std::process::exit(run(&rest));
     }
-    let args = match args::ShimArgs::parse(std::env::args().skip(1)) {
+    let args = match shim::args::ShimArgs::parse(std::env::args().skip(1)) {
         Ok(a) => a,
         Err(e) => fail(&e),
     };
@@ -59,8 +49,8 @@ fn main() {
         return;
     }
     let out = match args.action.as_str() {
-        "start" => start::run(&args),
-        "delete" => delete::run(&args),
+        "start" => shim::start::run(&args),
+        "delete" => shim::delete::run(&args),
         other => Err(error::Error::InvalidArgument(format!(
             "unsupported action {other:?} (want start or delete)"
         ))),

@@ -3,15 +3,19 @@
 //!
 //! Only the workload subtree is dumped (the init stays out: it cannot be
 //! restored into an existing pid namespace, and the restoring container
-//! brings its own). The container's pid namespace, its network namespace
-//! when it is not the daemon's, and its root mount are external; uts and
-//! ipc stay out of the image because criu runs inside them. The engine has
+//! brings its own). criu runs as a process of the container's pid namespace
+//! (as restore does), so that namespace is criu's own and needs no image;
+//! the network namespace when it is not the daemon's, and the root mount,
+//! are external. The uts and ipc namespaces are dumped as runc dumps them
+//! (`utsns-*.img`, `ipcns-*.img`): a restore writes them back into the
+//! restoring container's own. The image set thus has runc's files. The engine has
 //! normally frozen the container's cgroup before calling: criu then seizes
 //! the frozen tasks (`--freeze-cgroup`) and leaves the cgroup frozen. After
 //! the dump, successful or not, the freezer state is the one found before.
 //! On failure the partial image directory is removed.
 
 use std::fs::File;
+use std::os::fd::AsFd as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -57,7 +61,17 @@ pub async fn checkpoint(daemon: &Daemon, req: CheckpointRequest) -> Result<Check
     let op_dir = daemon.work.begin("checkpoint", &req.container_id)?;
     let log_path = op_dir.join(LOG_NAME);
 
-    let (external_pidns, external_netns, join) = namespaces(proc, &c)?;
+    let (pidns, external_netns) = namespaces(proc, &c)?;
+    // the workload as criu sees it from inside the container's pid namespace
+    let pid = match &pidns {
+        Some(_) => container::ns_pid(proc, c.workload).ok_or_else(|| {
+            Error::NotFound(format!(
+                "the workload (pid {}) of container {} is gone",
+                c.workload, req.container_id
+            ))
+        })?,
+        None => c.workload,
+    };
     let freezer = cgroup::freezer_of(proc, c.workload)?;
     let before = freezer.as_ref().map(Freezer::state).transpose()?;
     let freeze_cgroup = match (&freezer, before) {
@@ -67,11 +81,11 @@ pub async fn checkpoint(daemon: &Daemon, req: CheckpointRequest) -> Result<Check
 
     let images = ImageDir::create(&rootfs, &req.image_dir)?;
     let args = DumpArgs {
-        pid: c.workload,
+        pid,
         images_dir: images::proc_fd_path(images.fd()),
         work_dir: op_dir.clone(),
         log_file: log_path.clone(),
-        external_pidns,
+        external_pidns: None,
         external_netns,
         freeze_cgroup,
         leave_running: req.leave_running,
@@ -99,8 +113,8 @@ pub async fn checkpoint(daemon: &Daemon, req: CheckpointRequest) -> Result<Check
         .run(
             &args,
             ChildSetup {
-                join,
                 keep_fds: vec![images.fd()],
+                pidns: pidns.as_ref().map(|f| f.as_fd()),
                 ..Default::default()
             },
         )
@@ -128,8 +142,9 @@ pub async fn checkpoint(daemon: &Daemon, req: CheckpointRequest) -> Result<Check
         tracing::warn!(id = %req.container_id, log = %log_path.display(), "checkpoint failed");
         return Err(Error::FailedPrecondition(msg));
     }
-    // runc's image sets carry criu's log and stats (its work dir is the image
-    // dir); CRI moves both to the archive's top level. Keep the same shape.
+    // criu's log and statistics travel with the image set (the only way out
+    // of a guest); the proxy moves them where runc's criu writes them (its
+    // work directory: the CRI archive's top level), out of the image set.
     for (name, src) in [
         (LOG_NAME, log_path.clone()),
         ("stats-dump", op_dir.join("stats-dump")),
@@ -170,10 +185,11 @@ pub async fn checkpoint(daemon: &Daemon, req: CheckpointRequest) -> Result<Check
     Ok(resp)
 }
 
-type Namespaces = (Option<u64>, Option<u64>, Vec<File>);
+type Namespaces = (Option<File>, Option<u64>);
 
-/// The external pid and net namespace inodes (those that differ from the
-/// daemon's own), and the uts/ipc namespace files criu must join.
+/// The container's pid namespace when it is not the daemon's own (criu runs
+/// inside it), and the inode of its network namespace when that is not the
+/// daemon's own (external).
 fn namespaces(proc: &Path, c: &Container) -> Result<Namespaces> {
     let init = c.init.to_string();
     let differs = |kind: &str| -> Result<Option<u64>> {
@@ -181,18 +197,14 @@ fn namespaces(proc: &Path, c: &Container) -> Result<Namespaces> {
         let ours = container::ns_inode(proc, "self", kind)?;
         Ok((theirs != ours).then_some(theirs))
     };
-    let pidns = differs("pid")?;
-    let netns = differs("net")?;
-    let mut join = Vec::new();
-    for kind in ["uts", "ipc"] {
-        if differs(kind)?.is_some() {
-            let path = container::ns_path(proc, &init, kind);
-            join.push(
-                File::open(&path).map_err(|e| Error::io(format!("open {}", path.display()), e))?,
-            );
+    let pidns = match differs("pid")? {
+        Some(_) => {
+            let path = container::ns_path(proc, &init, "pid");
+            Some(File::open(&path).map_err(|e| Error::io(format!("open {}", path.display()), e))?)
         }
-    }
-    Ok((pidns, netns, join))
+        None => None,
+    };
+    Ok((pidns, differs("net")?))
 }
 
 /// Puts the freezer back into the state it had before criu ran; returns a

@@ -14,10 +14,9 @@ use std::path::{Path, PathBuf};
 
 use super::error::{Error, Result};
 
-/// argv[0] of kata-cr-init inside every kata-cr container: a bind mount in
-/// the container's /dev tmpfs, which no rootfs diff (ctr --rw, CRI's
-/// rootfs-diff.tar) ever carries.
-pub const INIT_PATH: &str = "/dev/.kata-cr-init";
+/// argv[0] of kata-cr-init inside every kata-cr container (the contract
+/// shared with the proxy, which bind-mounts it there).
+pub use crate::api::INIT_PATH;
 
 /// A running kata-cr container, as pids in the daemon's pid namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +92,10 @@ pub fn find(proc_root: &Path, rootfs: &Path) -> Result<Container> {
         ))),
         [workload] => Ok(Container { init, workload: *workload }),
         many => Err(Error::FailedPrecondition(format!(
-            "the kata-cr init (pid {init}) of rootfs {} has several session-leader children {many:?}",
+            "the kata-cr init (pid {init}) of rootfs {} has several session-leader children {many:?}: \
+             besides the container's command, a process it left behind (a daemon in a session of its \
+             own, reparented to the init) runs outside the command's process tree, and kata-cr \
+             checkpoints only that tree, so the daemon would be lost",
             rootfs.display()
         ))),
     }

@@ -2,9 +2,11 @@
 //! turning its log into error messages.
 //!
 //! criu runs as a direct child of the daemon and is waited for by pid (the
-//! daemon installs no reaper that could take its status). Namespaces that
-//! must stay out of the image (uts, ipc) are joined by the child before it
-//! execs criu: criu dumps only namespaces that differ from its own.
+//! daemon installs no reaper that could take its status). criu dumps only
+//! namespaces that differ from its own: a dump runs in the container's pid
+//! namespace (no pid namespace image) and dumps its uts and ipc namespaces,
+//! as runc's dumps do; a restore joins the container's uts and ipc
+//! namespaces, before it execs criu and again through `--join-ns`.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -162,6 +164,12 @@ pub struct RestoreArgs {
     /// Descriptors criu inherits in place of the dumped stdio pipes:
     /// `(fd, key)`, the key as recorded at dump (`pipe:[ino]`).
     pub inherit_fds: Vec<(i32, String)>,
+    /// `--join-ns KIND:/proc/self/fd/N`: the container's namespaces (uts,
+    /// ipc) the restored tree joins, open on descriptor N. criu makes the
+    /// tree's root in new ones when the dump had them (runc's dumps do),
+    /// then joins these and writes the dumped values into them, as it does
+    /// for runc in a pod: the workload stays in the container's namespaces.
+    pub join_ns: Vec<(&'static str, i32)>,
 }
 
 impl RestoreArgs {
@@ -193,6 +201,10 @@ impl RestoreArgs {
         for (fd, key) in &self.inherit_fds {
             push("--inherit-fd");
             push(&format!("fd[{fd}]:{key}"));
+        }
+        for (kind, fd) in &self.join_ns {
+            push("--join-ns");
+            push(&format!("{kind}:/proc/self/fd/{fd}"));
         }
         push("--ext-mount-map");
         push(&format!("{EXT_ROOT_KEY}:{}", self.root.to_string_lossy()));
@@ -566,6 +578,7 @@ mod tests {
             ext_unix_sk: false,
             bind_mounts: vec![("/etc/hosts".into(), "/var/lib/cri/sb2/hosts".into())],
             inherit_fds: Vec::new(),
+            join_ns: vec![("uts", 12), ("ipc", 13)],
         };
         let s = a
             .args()
@@ -579,6 +592,7 @@ mod tests {
              --log-file /run/kata-cr/work/op/restore.log -v4 --restore-detached \
              --pidfile /run/kata-cr/work/op/restore.pid --root /run/c/rootfs \
              --inherit-fd fd[10]:extpid --inherit-fd fd[11]:extnet \
+             --join-ns uts:/proc/self/fd/12 --join-ns ipc:/proc/self/fd/13 \
              --ext-mount-map rootfs:/run/c/rootfs \
              --ext-mount-map /etc/hosts:/var/lib/cri/sb2/hosts --ext-mount-map auto \
              --manage-cgroups=ignore --tcp-close"

@@ -215,9 +215,11 @@ async fn run(
         None
     };
     let mut join = Vec::new();
+    let mut join_ns = Vec::new();
     for kind in ["uts", "ipc"] {
         if differs(kind)? {
             join.push(open_ns(kind)?);
+            join_ns.push((kind, open_ns(kind)?));
         }
     }
     let conns = tcp::connections(
@@ -276,11 +278,13 @@ async fn run(
             .iter()
             .map(|(f, k)| (f.as_raw_fd(), k.clone()))
             .collect(),
+        join_ns: join_ns.iter().map(|(k, f)| (*k, f.as_raw_fd())).collect(),
     }
     .args();
     let mut keep_fds = vec![images.fd()];
     keep_fds.extend(stdio.iter().map(|(f, _)| f.as_fd()));
     keep_fds.extend(netns.as_ref().map(|f| f.as_fd()));
+    keep_fds.extend(join_ns.iter().map(|(_, f)| f.as_fd()));
     let sweep_proc = proc.to_path_buf();
     let id = req.container_id.clone();
     let setup = ChildSetup {

@@ -40,7 +40,8 @@ pub fn get() -> Result<Sets, Errno> {
         pid: 0,
     };
     let mut data = [CapData::default(); 2];
-    // SAFETY: the kernel writes two CapData for version 3.
+    // SAFETY: the kernel writes two CapData for version 3. nix has no
+    // capability calls.
     let rc = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
     Errno::result(rc)?;
     let join = |lo: u32, hi: u32| u64::from(lo) | (u64::from(hi) << 32);
@@ -72,7 +73,7 @@ fn set(sets: Sets) -> Result<(), Errno> {
             inheritable: i1,
         },
     ];
-    // SAFETY: the kernel reads two CapData for version 3.
+    // SAFETY: the kernel reads two CapData for version 3 (nix has no capset).
     let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
     Errno::result(rc).map(|_| ())
 }
@@ -80,7 +81,7 @@ fn set(sets: Sets) -> Result<(), Errno> {
 /// Whether `cap` is in the bounding set; `None` past the kernel's last
 /// capability.
 fn in_bounding(cap: c_int) -> Option<bool> {
-    // SAFETY: plain prctl.
+    // SAFETY: plain prctl taking integers (nix wraps no PR_CAPBSET_*).
     match unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap, 0, 0, 0) } {
         rc if rc < 0 => None,
         rc => Some(rc == 1),
@@ -101,7 +102,7 @@ pub fn keep_only(keep: u64) -> Result<(), (&'static str, Errno)> {
             continue;
         }
         if bounded {
-            // SAFETY: plain prctl.
+            // SAFETY: plain prctl taking integers (nix wraps no PR_CAPBSET_*).
             if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } != 0 {
                 return Err((
                     "drop from the bounding set (needs CAP_SETPCAP)",
@@ -109,11 +110,11 @@ pub fn keep_only(keep: u64) -> Result<(), (&'static str, Errno)> {
                 ));
             }
         }
-        // SAFETY: plain prctl.
+        // SAFETY: plain prctl taking integers (nix wraps no PR_CAP_AMBIENT).
         let ambient =
             unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_IS_SET, cap, 0, 0) };
         if ambient == 1 {
-            // SAFETY: plain prctl.
+            // SAFETY: as above.
             let rc =
                 unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_LOWER, cap, 0, 0) };
             if rc != 0 {
@@ -188,7 +189,8 @@ pub fn deny_setns() -> Result<(), Errno> {
         len: program.len() as u16,
         filter: program.as_ptr().cast_mut(),
     };
-    // SAFETY: the kernel copies the program during the call.
+    // SAFETY: the kernel copies the program during the call (nix has no
+    // seccomp calls).
     let rc = unsafe {
         libc::prctl(
             libc::PR_SET_SECCOMP,
@@ -227,8 +229,8 @@ mod tests {
     #[test]
     fn the_filter_fails_setns_with_eperm_and_nothing_else() {
         let code = in_child(|| {
-            // SAFETY: plain prctl (lets a non-root test install a filter).
-            if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            // Lets a non-root test install a filter.
+            if nix::sys::prctl::set_no_new_privs().is_err() {
                 return 10;
             }
             // Before: an invalid fd is EBADF.

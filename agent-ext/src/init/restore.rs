@@ -26,10 +26,11 @@
 //! has no handler (SIGKILL still ends it).
 
 use std::io::Write as _;
-use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+use std::os::fd::{FromRawFd as _, OwnedFd};
 
 use libc::c_int;
 use nix::errno::Errno;
+use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 
 use super::signals::{Info, Signals};
@@ -100,7 +101,9 @@ fn check_adoptable(pid: Pid) -> Result<(), String> {
     // SAFETY: all-zero bytes are a valid siginfo_t; waitid writes into it.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
     // WNOWAIT: look without reaping; the workload is reaped by supervise.
-    // SAFETY: plain syscall writing to `info`.
+    // SAFETY: plain syscall writing to `info`. Not nix's waitid: it fails
+    // with EINVAL for a child killed by a real-time signal, which is still
+    // our child.
     let rc = unsafe {
         libc::waitid(
             libc::P_PID,
@@ -127,7 +130,7 @@ fn check_adoptable(pid: Pid) -> Result<(), String> {
 pub fn join_mount_namespace(workload: Pid) -> Result<(), Error> {
     // A pidfd rather than /proc/<pid>/ns/mnt: no dependency on the
     // container's /proc, and the unreaped child cannot be replaced.
-    // SAFETY: plain syscall.
+    // SAFETY: plain syscall; nix has no pidfd_open.
     let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, workload.as_raw(), 0) };
     if raw < 0 {
         return Err(Error::Restore(format!(
@@ -137,15 +140,13 @@ pub fn join_mount_namespace(workload: Pid) -> Result<(), Error> {
     }
     // SAFETY: a fresh descriptor nobody else owns.
     let pidfd = unsafe { OwnedFd::from_raw_fd(raw as c_int) };
-    // SAFETY: plain syscall.
-    if unsafe { libc::setns(pidfd.as_raw_fd(), libc::CLONE_NEWNS) } != 0 {
-        return Err(Error::Restore(format!(
+    nix::sched::setns(&pidfd, CloneFlags::CLONE_NEWNS).map_err(|errno| {
+        Error::Restore(format!(
             "join the mount namespace of the workload {workload} (needs CAP_SYS_ADMIN and \
              CAP_SYS_CHROOT, and setns allowed by seccomp): {}",
-            Errno::last().desc()
-        )));
-    }
-    Ok(())
+            errno.desc()
+        ))
+    })
 }
 
 /// Adopts the restored workload: join its mount namespace, forbid `setns`

@@ -9,11 +9,13 @@
 
 use std::io::Write as _;
 use std::mem;
-use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+use std::os::fd::{FromRawFd as _, OwnedFd};
 use std::ptr;
 
 use libc::{c_int, c_long};
 use nix::errno::Errno;
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::sys::signalfd::SignalFd;
 use nix::unistd::Pid;
 
 use super::{Error, PROG};
@@ -66,7 +68,7 @@ pub struct Info {
 /// `fd`.
 #[derive(Debug)]
 pub struct Signals {
-    fd: OwnedFd,
+    fd: SignalFd,
     original_mask: Mask,
 }
 
@@ -80,7 +82,9 @@ impl Signals {
         let original_mask = Mask::ALL
             .apply(libc::SIG_BLOCK)
             .map_err(|errno| Error::Setup("block signals", errno))?;
-        // SAFETY: the kernel reads `SIZE` bytes; the fd is owned below.
+        // SAFETY: the kernel reads `SIZE` bytes; the fd is owned below. The
+        // raw syscall because nix's SignalFd takes a libc sigset, which
+        // cannot hold the signals glibc reserves (32, 33).
         let raw = unsafe {
             libc::syscall(
                 libc::SYS_signalfd4,
@@ -93,8 +97,9 @@ impl Signals {
         if raw < 0 {
             return Err(Error::Setup("create signalfd", Errno::last()));
         }
-        // SAFETY: `raw` is a fresh fd nobody else owns; fds fit in c_int.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw as c_int) };
+        // SAFETY: `raw` is a fresh signalfd nobody else owns; fds fit in
+        // c_int.
+        let fd = unsafe { SignalFd::from_owned_fd(OwnedFd::from_raw_fd(raw as c_int)) };
         Ok(Signals { fd, original_mask })
     }
 
@@ -111,26 +116,13 @@ impl Signals {
     /// Waits for the next signal and returns what the signalfd says of it.
     pub fn next_info(&self) -> Result<Info, Error> {
         loop {
-            // SAFETY: all-zero bytes are a valid signalfd_siginfo.
-            let mut info: libc::signalfd_siginfo = unsafe { mem::zeroed() };
-            let size = mem::size_of::<libc::signalfd_siginfo>();
-            // SAFETY: reads at most `size` bytes into `info`.
-            let n = unsafe {
-                libc::read(
-                    self.fd.as_raw_fd(),
-                    (&mut info as *mut libc::signalfd_siginfo).cast(),
-                    size,
-                )
+            let info = match self.fd.read_signal() {
+                Ok(Some(info)) => info,
+                Err(Errno::EINTR) => continue,
+                // A blocking signalfd never answers "nothing yet".
+                Ok(None) => return Err(Error::Supervise("read signalfd", Errno::EAGAIN)),
+                Err(errno) => return Err(Error::Supervise("read signalfd", errno)),
             };
-            if n < 0 {
-                match Errno::last() {
-                    Errno::EINTR => continue,
-                    errno => return Err(Error::Supervise("read signalfd", errno)),
-                }
-            }
-            if n as usize != size {
-                return Err(Error::Supervise("read signalfd", Errno::EIO));
-            }
             // Signal numbers are small positive ints; the other fields are
             // the kernel's ints stored unsigned.
             return Ok(Info {
@@ -147,7 +139,8 @@ impl Signals {
 /// already gone (ESRCH) is not an error; other failures are reported and
 /// the init carries on.
 pub fn forward(pid: Pid, sig: c_int) {
-    // SAFETY: plain syscall.
+    // SAFETY: plain syscall. Not nix's kill: its Signal cannot name the
+    // real-time signals, which are forwarded too.
     if unsafe { libc::kill(pid.as_raw(), sig) } == 0 {
         return;
     }
@@ -163,14 +156,13 @@ pub fn forward(pid: Pid, sig: c_int) {
 
 /// Discards pending instances of `sig` (setting a signal to "ignore" drops
 /// what is pending, even while blocked) and restores its disposition.
-pub fn discard_pending(sig: c_int) -> Result<(), Errno> {
-    // SAFETY: `sigaction` structs are plain data; SIG_IGN needs no handler.
+pub fn discard_pending(sig: Signal) -> Result<(), Errno> {
+    let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+    // SAFETY: SIG_IGN installs no handler; the previous disposition is put
+    // back as it was.
     unsafe {
-        let mut ignore: libc::sigaction = mem::zeroed();
-        ignore.sa_sigaction = libc::SIG_IGN;
-        let mut previous: libc::sigaction = mem::zeroed();
-        Errno::result(libc::sigaction(sig, &ignore, &mut previous))?;
-        Errno::result(libc::sigaction(sig, &previous, ptr::null_mut()))?;
+        let previous = sigaction(sig, &ignore)?;
+        sigaction(sig, &previous)?;
     }
     Ok(())
 }

@@ -1,11 +1,9 @@
 //! Forking the workload: session, terminal, signals, exec.
 
-use std::ffi::CStr;
-use std::ptr;
+use std::ffi::{CStr, CString};
 
-use libc::c_char;
 use nix::errno::Errno;
-use nix::unistd::{fork, setsid, ForkResult, Pid};
+use nix::unistd::{execvp, fork, setsid, ForkResult, Pid};
 
 use super::{signals, tty, Command, Error, PROG};
 
@@ -29,14 +27,12 @@ pub struct ChildSetup {
 /// here: it execs or exits with [`EXIT_CHILD_SETUP`], [`EXIT_NOT_EXECUTABLE`]
 /// or [`EXIT_NOT_FOUND`] after a message on stderr.
 pub fn spawn(command: &Command, setup: &ChildSetup) -> Result<Pid, Error> {
-    // Built before the fork: the child only makes syscalls.
-    let mut argv: Vec<*const c_char> = command.argv().iter().map(|a| a.as_ptr()).collect();
-    argv.push(ptr::null());
-    // SAFETY: the init is single-threaded, so the child may run any code;
-    // it ends in exec or `_exit` and never returns from `exec_child`.
+    // SAFETY: the init is single-threaded, so the child may run any code
+    // (nix's execvp allocates its argument array); it ends in exec or
+    // `_exit` and never returns from `exec_child`.
     match unsafe { fork() } {
         Ok(ForkResult::Parent { child }) => Ok(child),
-        Ok(ForkResult::Child) => exec_child(command.program(), &argv, setup),
+        Ok(ForkResult::Child) => exec_child(command.program(), command.argv(), setup),
         Err(errno) => Err(Error::Fork(errno)),
     }
 }
@@ -49,7 +45,7 @@ pub fn exec_exit_code(errno: Errno) -> i32 {
     }
 }
 
-fn exec_child(program: &CStr, argv: &[*const c_char], setup: &ChildSetup) -> ! {
+fn exec_child(program: &CStr, argv: &[CString], setup: &ChildSetup) -> ! {
     // A new session: CRIU needs the dumped tree's root to lead one. The
     // child of a fork is never a process group leader, so this succeeds.
     if let Err(errno) = setsid() {
@@ -63,9 +59,7 @@ fn exec_child(program: &CStr, argv: &[*const c_char], setup: &ChildSetup) -> ! {
     if let Err(errno) = signals::reset_for_exec(setup.original_mask) {
         die(&[b"restore signal mask"], errno, EXIT_CHILD_SETUP);
     }
-    // SAFETY: `program` and the null-terminated `argv` outlive the call.
-    unsafe { libc::execvp(program.as_ptr(), argv.as_ptr()) };
-    let errno = Errno::last();
+    let Err(errno) = execvp(program, argv);
     die(
         &[b"exec ", program.to_bytes()],
         errno,
@@ -86,21 +80,18 @@ fn die(context: &[&[u8]], errno: Errno, code: i32) -> ! {
     msg.extend_from_slice(errno.desc().as_bytes());
     msg.push(b'\n');
     write_stderr(&msg);
-    // SAFETY: ends the process; nothing to clean up in a forked child.
+    // SAFETY: ends the forked child without the parent's exit handlers
+    // (std's exit would run them); nix has no wrapper for `_exit`.
     unsafe { libc::_exit(code) }
 }
 
 fn write_stderr(mut buf: &[u8]) {
     while !buf.is_empty() {
-        // SAFETY: writes from a valid buffer.
-        let n = unsafe { libc::write(libc::STDERR_FILENO, buf.as_ptr().cast(), buf.len()) };
-        if n < 0 && Errno::last() == Errno::EINTR {
-            continue;
+        match nix::unistd::write(std::io::stderr(), buf) {
+            Err(Errno::EINTR) => continue,
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf = &buf[n..],
         }
-        if n <= 0 {
-            return;
-        }
-        buf = &buf[n as usize..];
     }
 }
 

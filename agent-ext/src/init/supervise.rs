@@ -3,6 +3,7 @@
 
 use libc::c_int;
 use nix::errno::Errno;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::signals::{self, Signals};
@@ -65,7 +66,9 @@ fn reap_all(workload: Pid) -> Result<Option<i32>, Error> {
     let mut workload_code = None;
     loop {
         let mut status: c_int = 0;
-        // SAFETY: plain syscall writing to `status`.
+        // SAFETY: plain syscall writing to `status`. Not nix's waitpid: its
+        // WaitStatus cannot carry a real-time signal, and the workload's
+        // status must survive whatever killed it (128+n).
         let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
         match pid {
             0 => return Ok(workload_code),
@@ -87,11 +90,12 @@ fn reap_all(workload: Pid) -> Result<Option<i32>, Error> {
 /// runtime kills them when the init exits.
 fn reap_exited_orphans() {
     loop {
-        let mut status: c_int = 0;
-        // SAFETY: plain syscall writing to `status`.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-        if pid <= 0 && !(pid < 0 && Errno::last() == Errno::EINTR) {
-            return;
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return,
+            // EINVAL: reaped, but killed by a real-time signal nix's
+            // WaitStatus cannot name; the status is not needed here.
+            Ok(_) | Err(Errno::EINTR | Errno::EINVAL) => continue,
+            Err(_) => return,
         }
     }
 }

@@ -10,7 +10,9 @@
 //! then reaches only the init, which discards it.
 
 use nix::errno::Errno;
-use nix::unistd::{getpid, getsid};
+use nix::sys::signal::Signal;
+use nix::sys::termios::tcgetsid;
+use nix::unistd::{getpid, getsid, isatty, tcsetpgrp};
 
 use super::{signals, Error};
 
@@ -22,21 +24,20 @@ use super::{signals, Error};
 /// the init is started from a shell) nothing changes and the workload runs
 /// without a controlling terminal, like under `setsid(1)`.
 pub fn release_controlling_tty() -> Result<bool, Error> {
-    let stdin = libc::STDIN_FILENO;
-    // SAFETY: plain libc calls on fd 0.
-    if unsafe { libc::isatty(stdin) } != 1 {
+    let stdin = std::io::stdin();
+    if isatty(&stdin) != Ok(true) {
         return Ok(false);
     }
     let me = getpid();
     if getsid(None) != Ok(me) {
         return Ok(false);
     }
-    // SAFETY: plain libc call on fd 0.
-    if unsafe { libc::tcgetsid(stdin) } != me.as_raw() {
+    if tcgetsid(&stdin) != Ok(me) {
         return Ok(false);
     }
-    // SAFETY: TIOCNOTTY takes no argument.
-    if unsafe { libc::ioctl(stdin, libc::TIOCNOTTY) } < 0 {
+    // SAFETY: TIOCNOTTY takes no argument. nix has no wrapper for it (its
+    // ioctl macros generate unsafe functions of the same call).
+    if unsafe { libc::ioctl(libc::STDIN_FILENO, libc::TIOCNOTTY) } < 0 {
         return Err(Error::Setup(
             "give up controlling terminal (TIOCNOTTY)",
             Errno::last(),
@@ -44,7 +45,7 @@ pub fn release_controlling_tty() -> Result<bool, Error> {
     }
     // The init is blocking all signals, so the SIGHUP and SIGCONT sent to
     // its process group are pending: drop them rather than forward them.
-    for sig in [libc::SIGHUP, libc::SIGCONT] {
+    for sig in [Signal::SIGHUP, Signal::SIGCONT] {
         signals::discard_pending(sig)
             .map_err(|errno| Error::Setup("discard terminal hangup signal", errno))?;
     }
@@ -54,15 +55,11 @@ pub fn release_controlling_tty() -> Result<bool, Error> {
 /// In the workload, after `setsid`: makes stdin its controlling terminal
 /// and its process group the foreground one.
 pub fn take_controlling_tty() -> Result<(), (&'static str, Errno)> {
-    let stdin = libc::STDIN_FILENO;
-    // SAFETY: TIOCSCTTY with 0: do not steal from another session.
-    if unsafe { libc::ioctl(stdin, libc::TIOCSCTTY, 0) } < 0 {
+    // SAFETY: TIOCSCTTY with 0: do not steal from another session. nix has
+    // no wrapper for it.
+    if unsafe { libc::ioctl(libc::STDIN_FILENO, libc::TIOCSCTTY, 0) } < 0 {
         return Err(("take controlling terminal (TIOCSCTTY)", Errno::last()));
     }
-    // SAFETY: plain libc call on fd 0. Signals are still blocked, so no
-    // SIGTTOU can stop us.
-    if unsafe { libc::tcsetpgrp(stdin, getpid().as_raw()) } < 0 {
-        return Err(("become foreground process group", Errno::last()));
-    }
-    Ok(())
+    // Signals are still blocked, so no SIGTTOU can stop us.
+    tcsetpgrp(std::io::stdin(), getpid()).map_err(|e| ("become foreground process group", e))
 }

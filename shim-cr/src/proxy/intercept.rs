@@ -1,0 +1,342 @@
+//! The interception table. Every request enters [`Router::route`]; the few
+//! that kata-cr changes go to an inherent async fn here, everything else to
+//! the inner shim untouched.
+//!
+//! | request    | what kata-cr does |
+//! |------------|-------------------|
+//! | Create     | kata-cr-init becomes PID 1 (the bundle's config.json); runtime options naming kata-cr's config name the inner shim's (as `start` does on its stdin), an options Any with an empty type URL is dropped (Kata refuses it); with a checkpoint, the image set is staged into the rootfs and the init waits in restore mode. The container is registered as Sandbox, Created or RestorePending. |
+//! | Start      | of a RestorePending container: the inner shim starts the init, then kata-cr-agent restores the workload as its child (restore as a deferred create, see `cr::restore`); a failed restore kills the task. Refused while restoring and after a failed restore. |
+//! | Checkpoint | kata-cr-agent dumps the workload, the image set is staged into the request's path (see `cr::checkpoint`). |
+//! | Exec       | refused while the container is restoring. |
+//! | Delete     | the container is forgotten (with its staged image set if it was never restored). |
+//!
+//! The states and their transitions are in `state`. Create, Start,
+//! Checkpoint and Delete run in tasks of their own: ttrpc drops a handler's
+//! future when the caller's connection closes, and an operation cut there
+//! would leave a state held or an image set behind. The handler only
+//! awaits the task's answer.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use containerd_shim_protos::api::{
+    CheckpointTaskRequest, CreateTaskRequest, DeleteRequest, ExecProcessRequest, KillRequest,
+    StartRequest,
+};
+use protobuf::well_known_types::empty::Empty;
+use protobuf::Message;
+use ttrpc::{Request, Response};
+
+use crate::config::Config;
+use crate::cr::agent::AgentBackend;
+use crate::cr::container::Container;
+use crate::cr::spec_rewrite::{self, InitMode};
+use crate::cr::{checkpoint, restore, staging};
+use crate::error::{Error, Result};
+use crate::proxy::containers::{invalid, Registry};
+use crate::proxy::forward::{is_task_service, status_response, Inner, TASK_V3};
+use crate::proxy::state::{StartPlan, State};
+use crate::runtime_options::{self, ForInner, RuntimeOptions};
+
+/// How long the kill after a failed restore may take.
+const KILL_TIMEOUT_NANOS: i64 = 10_000_000_000;
+
+pub struct Router {
+    inner: Inner,
+    config: Config,
+    containers: Registry,
+    agent: AgentBackend,
+}
+
+impl Router {
+    pub fn new(inner: Inner, config: Config, agent: AgentBackend) -> Self {
+        Router {
+            inner,
+            config,
+            containers: Registry::default(),
+            agent,
+        }
+    }
+
+    /// The table: which requests kata-cr handles, and how.
+    pub async fn route(self: &Arc<Self>, req: Request) -> Response {
+        if !is_task_service(&req.service) {
+            return self.inner.forward(req).await;
+        }
+        match req.method.as_str() {
+            "Create" => {
+                self.detached(req, |r, q| async move { r.create(q).await })
+                    .await
+            }
+            "Start" => {
+                self.detached(req, |r, q| async move { r.start(q).await })
+                    .await
+            }
+            "Checkpoint" => {
+                self.detached(req, |r, q| async move { r.checkpoint(q).await })
+                    .await
+            }
+            "Delete" => {
+                self.detached(req, |r, q| async move { r.delete(q).await })
+                    .await
+            }
+            "Exec" => match self.refuse_exec_while_restoring(&req) {
+                Some(refused) => refused,
+                None => self.inner.forward(req).await,
+            },
+            _ => self.inner.forward(req).await,
+        }
+    }
+
+    /// Runs `op` in a task of its own, so that it finishes (or undoes
+    /// itself) even when the caller goes away and its handler is dropped.
+    async fn detached<F, Fut>(self: &Arc<Self>, req: Request, op: F) -> Response
+    where
+        F: FnOnce(Arc<Router>, Request) -> Fut,
+        Fut: Future<Output = Result<Response>> + Send + 'static,
+    {
+        let method = req.method.clone();
+        let answer = match tokio::spawn(op(self.clone(), req)).await {
+            Ok(answer) => answer,
+            Err(source) => Err(Error::Task {
+                what: "kata-cr operation",
+                source,
+            }),
+        };
+        answer.unwrap_or_else(|e| {
+            tracing::error!(method, error = %e, "request failed");
+            status_response(e.to_status())
+        })
+    }
+
+    async fn create(&self, mut req: Request) -> Result<Response> {
+        let mut create = CreateTaskRequest::parse_from_bytes(&req.payload)
+            .map_err(|e| Error::InvalidArgument(format!("decode CreateTaskRequest: {e}")))?;
+        let checkpoint = restore::checkpoint_dir(&create.checkpoint);
+        tracing::info!(id = %create.id, bundle = %create.bundle, restore = checkpoint.is_some(), "create");
+        let mode = match checkpoint {
+            Some(_) => InitMode::Restore,
+            None => InitMode::Run,
+        };
+        let wrapped = self.wrap(&create, mode).await?;
+        let container = Container::from_create(&create);
+        let mut changed = self.rewrite_create_options(&mut create);
+        if checkpoint.is_some() {
+            if !wrapped {
+                return Err(Error::PodSandbox(create.id.clone()));
+            }
+            // The inner shim creates an ordinary task; kata-cr restores at Start.
+            create.checkpoint.clear();
+            create.parent_checkpoint.clear();
+            changed = true;
+        }
+        if changed {
+            req.payload = create.write_to_bytes()?;
+        }
+        let state = match (&checkpoint, wrapped) {
+            (Some(dir), _) => State::RestorePending {
+                image_dir: restore::prepare(&self.agent, &container, dir).await?,
+            },
+            (None, true) => State::Created,
+            (None, false) => State::Sandbox,
+        };
+        let resp = self.inner.forward(req).await;
+        if is_ok(&resp) {
+            self.containers.created(container, state);
+        } else if let State::RestorePending { image_dir } = state {
+            self.discard_staged(&container, image_dir).await;
+        }
+        Ok(resp)
+    }
+
+    /// Makes kata-cr-init PID 1 of the bundle; false for a pod sandbox.
+    async fn wrap(&self, create: &CreateTaskRequest, mode: InitMode) -> Result<bool> {
+        let config = self.config.clone();
+        let bundle = PathBuf::from(&create.bundle);
+        let outcome = crate::blocking::run("rewrite the bundle", move || {
+            let init = config.init_binary_path()?;
+            spec_rewrite::wrap_bundle(&bundle, &init, mode)
+        })
+        .await
+        .map_err(|e| e.context(format!("container {}", create.id)))?;
+        Ok(outcome != spec_rewrite::Outcome::Sandbox)
+    }
+
+    /// Returns whether the request changed. Options kata-cr cannot read
+    /// are the inner shim's to judge: they pass unchanged. An options Any
+    /// with an empty type URL (containerd's restore sends one) is dropped:
+    /// it carries nothing, and Kata's Create refuses it ("type with url :
+    /// not found").
+    fn rewrite_create_options(&self, create: &mut CreateTaskRequest) -> bool {
+        let Some(any) = create.options.as_ref() else {
+            return false;
+        };
+        if any.type_url.is_empty() {
+            create.options = protobuf::MessageField::none();
+            return true;
+        }
+        let Ok(Some(opts)) = RuntimeOptions::from_any(any) else {
+            return false;
+        };
+        match runtime_options::for_inner(any, &opts, &self.config) {
+            Ok(ForInner::Unchanged) | Err(_) => false,
+            Ok(ForInner::Replaced(a)) => {
+                create.options = protobuf::MessageField::some(a);
+                true
+            }
+            Ok(ForInner::Removed) => {
+                create.options = protobuf::MessageField::none();
+                true
+            }
+        }
+    }
+
+    async fn start(&self, req: Request) -> Result<Response> {
+        let Ok(sr) = StartRequest::parse_from_bytes(&req.payload) else {
+            return Ok(self.inner.forward(req).await);
+        };
+        let known = match sr.exec_id.is_empty() {
+            true => self.containers.get(&sr.id),
+            false => None,
+        };
+        let Some((_, state)) = known else {
+            return Ok(self.inner.forward(req).await);
+        };
+        match state.start_plan() {
+            Err(to) => Err(invalid(&sr.id, &state, &to)),
+            Ok(StartPlan::Forward) => Ok(self.inner.forward(req).await),
+            Ok(StartPlan::ThenRunning) => {
+                let resp = self.inner.forward(req).await;
+                if is_ok(&resp) {
+                    if let Err(e) = self.containers.transition(&sr.id, State::Running) {
+                        tracing::warn!(id = %sr.id, error = %e, "started");
+                    }
+                }
+                Ok(resp)
+            }
+            Ok(StartPlan::Restore { .. }) => self.start_restoring(req, &sr.id).await,
+        }
+    }
+
+    /// Start of a container created from a checkpoint: the inner shim
+    /// starts kata-cr-init (restore mode), then the agent restores the
+    /// workload as its child. Start answers once the workload runs. If the
+    /// inner Start or the restore fails, the task is killed (nothing stays
+    /// half-alive, and no init waits for a restore nobody performs) and the
+    /// container is RestoreFailed: a retried Start is refused.
+    async fn start_restoring(&self, req: Request, id: &str) -> Result<Response> {
+        let (hold, c, from) = self
+            .containers
+            .hold(id, State::Restoring, State::RestoreFailed)?;
+        let State::RestorePending { image_dir } = from else {
+            return Err(invalid(id, &from, &State::Restoring));
+        };
+        let resp = self.inner.forward(req).await;
+        if !is_ok(&resp) {
+            self.discard_staged(&c, image_dir).await;
+            self.kill_all(id).await;
+            hold.finish(State::RestoreFailed);
+            return Ok(resp);
+        }
+        match restore::restore(&self.agent, &c, &image_dir).await {
+            Ok(_) => {
+                hold.finish(State::Running);
+                Ok(resp)
+            }
+            Err(e) => {
+                tracing::error!(id, error = %e, "restore failed; killing the task");
+                self.kill_all(id).await;
+                hold.finish(State::RestoreFailed);
+                Err(e)
+            }
+        }
+    }
+
+    /// While the init waits for its workload, a process exec'd into the
+    /// container could pose as the restored workload: no exec until then.
+    fn refuse_exec_while_restoring(&self, req: &Request) -> Option<Response> {
+        let id = ExecProcessRequest::parse_from_bytes(&req.payload).ok()?.id;
+        let (_, state) = self.containers.get(&id)?;
+        if state.allows_exec() {
+            return None;
+        }
+        Some(status_response(Error::ExecWhileRestoring(id).to_status()))
+    }
+
+    async fn kill_all(&self, id: &str) {
+        let mut k = KillRequest::new();
+        k.id = id.to_string();
+        k.signal = 9;
+        k.all = true;
+        let mut req = Request::new();
+        req.service = TASK_V3.to_string();
+        req.method = "Kill".into();
+        req.timeout_nano = KILL_TIMEOUT_NANOS;
+        req.payload = match k.write_to_bytes() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(id, error = %e, "encode the kill after a failed restore");
+                return;
+            }
+        };
+        let resp = self.inner.forward(req).await;
+        if !is_ok(&resp) {
+            tracing::warn!(id, status = ?resp.status, "kill after a failed restore");
+        }
+    }
+
+    async fn checkpoint(&self, req: Request) -> Result<Response> {
+        let ck = CheckpointTaskRequest::parse_from_bytes(&req.payload)
+            .map_err(|e| Error::InvalidArgument(format!("decode CheckpointTaskRequest: {e}")))?;
+        let id = ck.id.as_str();
+        tracing::info!(id, path = %ck.path, "checkpoint");
+        match self.containers.get(id) {
+            None => return Err(Error::UnknownContainer(id.to_string())),
+            Some((_, State::Sandbox)) => return Err(Error::PodSandbox(id.to_string())),
+            Some(_) => {}
+        }
+        let (hold, c, _) = self
+            .containers
+            .hold(id, State::Checkpointing, State::Running)?;
+        let done = checkpoint::checkpoint(&self.agent, &c, &self.config.criu, &ck).await;
+        hold.finish(State::Running);
+        done?;
+        let mut r = Response::new();
+        r.payload = Empty::new().write_to_bytes()?;
+        Ok(r)
+    }
+
+    async fn delete(&self, req: Request) -> Result<Response> {
+        let id = DeleteRequest::parse_from_bytes(&req.payload)
+            .ok()
+            .filter(|d| d.exec_id.is_empty())
+            .map(|d| d.id);
+        let resp = self.inner.forward(req).await;
+        let Some(id) = id.filter(|_| is_ok(&resp)) else {
+            return Ok(resp);
+        };
+        if let Ok((c, State::RestorePending { image_dir })) =
+            self.containers.transition(&id, State::Deleted)
+        {
+            self.discard_staged(&c, image_dir).await;
+        }
+        Ok(resp)
+    }
+
+    async fn discard_staged(&self, c: &Container, image_dir: String) {
+        if let Some(upper) = self.agent.host_upper(c) {
+            staging::discard(upper, image_dir).await;
+        }
+    }
+}
+
+fn is_ok(resp: &Response) -> bool {
+    resp.status
+        .as_ref()
+        .is_none_or(|s| s.code() == ttrpc::Code::OK)
+}
+
+#[cfg(test)]
+#[path = "intercept_tests.rs"]
+mod tests;
