@@ -2,7 +2,8 @@
 #   make demo     set up the local test bed and run a live checkpoint -> restore through kata-cr
 #   make test     every test: format, lints, unit tests, end-to-end suites in the test bed
 #                 on containerd 2.x and what differs on 1.7 (make e2e-1.7), the real kubelet
-#                 A/B (make kubelet-test), the Kata side in a real VM (make vm-test)
+#                 A/B (make kubelet-test), the same suites against the real Kata (make kata-e2e,
+#                 when Kata's binaries are found), the Kata side in a real VM (make vm-test)
 #   make bench    benchmarks (figures against vanilla runc, measured in the same run)
 #   make fuzz     longer runs of the property tests of untrusted-input parsers (FUZZ_CASES)
 #   make install  binaries and configs onto this host (DESTDIR/PREFIX honoured)
@@ -19,8 +20,13 @@ BINS     := containerd-shim-kata-cr-v2 kata-cr-init kata-cr-agent crictl kata-cr
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 TESTBED  := integration/testbed
+# Kata's binaries for the real-Kata suites (kata-e2e): KATA_DIR, else ../shared/kata beside
+# the repo; the bed itself also looks for a Kata installed on the host (/opt/kata).
+KATA_DIR ?= $(if $(wildcard $(abspath ../shared/kata)/containerd-shim-kata-v2),$(abspath ../shared/kata))
+SUMMARY  := target/test-summary
+SHELL    := /bin/bash
 
-.PHONY: all build deps fmt-check clippy unit harness-test fuzz e2e e2e-1.7 kubelet-test vm-test install-test test bench demo install clean guest-image guest-overlay-test
+.PHONY: all build deps fmt-check clippy unit harness-test fuzz e2e e2e-1.7 kubelet-test kata-e2e vm-test install-test test bench demo install clean guest-image guest-overlay-test
 
 all: build
 
@@ -56,21 +62,47 @@ fuzz:
 	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --workspace --tests fuzz_
 
 e2e: build
-	$(TESTBED) run -- integration/suites/run-all
+	@mkdir -p $(SUMMARY)
+	set -o pipefail; $(TESTBED) run -- integration/suites/run-all | tee $(SUMMARY)/e2e.log
 
 # containerd 1.7 (Debian trixie's, KATA_CR_CONTAINERD=1.7): what differs from 2.x, i.e. the
 # conformance suite and the ctr checkpoint/restore flows; the cases that need what only 2.x
 # has (CRI checkpoint/restore, checkpoint options for non-runc runtimes) skip, saying why.
 E2E_17_SUITES := conformance checkpoint restore readonly
 e2e-1.7: build
-	KATA_CR_CONTAINERD=1.7 $(TESTBED) run -- integration/suites/run-all $(E2E_17_SUITES:%=integration/suites/%.sh)
+	@mkdir -p $(SUMMARY)
+	set -o pipefail; KATA_CR_CONTAINERD=1.7 $(TESTBED) run -- integration/suites/run-all \
+		$(E2E_17_SUITES:%=integration/suites/%.sh) | tee $(SUMMARY)/e2e-1.7.log
 
-test: deps fmt-check clippy unit harness-test guest-overlay-test install-test e2e e2e-1.7 kubelet-test vm-test
+# The suites against the real, unmodified Kata (integration/kata/README.md): A/B kata vs
+# kata-cr, checkpoint/restore under kata-cr. Without Kata's binaries they do not run, and
+# the summary of make test says so.
+kata-e2e: build
+	@mkdir -p $(SUMMARY); rm -f $(SUMMARY)/kata-e2e.log $(SUMMARY)/kata-e2e.skipped
+	@if [ -n "$(KATA_DIR)" ] || [ -x /opt/kata/bin/containerd-shim-kata-v2 ]; then \
+		set -o pipefail; $(TESTBED) run $(if $(KATA_DIR),--kata-dir $(KATA_DIR),--kata) -- \
+			integration/suites/run-all | tee $(SUMMARY)/kata-e2e.log; \
+	else \
+		echo "kata-e2e: NOT RUN: no Kata binaries (KATA_DIR, $(abspath ../shared/kata), /opt/kata)" \
+			| tee $(SUMMARY)/kata-e2e.skipped; \
+	fi
+
+test: deps fmt-check clippy unit harness-test guest-overlay-test install-test e2e e2e-1.7 kubelet-test kata-e2e vm-test
+	@echo "== make test: end-to-end summary"
+	@echo "  plain bed (runc, kata-cr in front of runc): $$(tail -n 1 $(SUMMARY)/e2e.log)"
+	@echo "  containerd 1.7 (runc, kata-cr): $$(tail -n 1 $(SUMMARY)/e2e-1.7.log)"
+	@echo "  kubelet (runc, kata-cr): $$(tail -n 1 $(SUMMARY)/kubelet.log)"
+	@if [ -f $(SUMMARY)/kata-e2e.log ]; then \
+		echo "  real Kata (kata, kata-cr in front of Kata): $$(tail -n 1 $(SUMMARY)/kata-e2e.log)"; \
+	else \
+		echo "  real Kata: $$(cat $(SUMMARY)/kata-e2e.skipped 2>/dev/null || echo 'NOT RUN')"; \
+	fi
 
 # The real kubelet (../shared/kubernetes/kubelet or on PATH), standalone in the test bed,
 # A/B runc vs kata-cr; without a kubelet it says SKIPPED (integration/kubelet/run).
 kubelet-test: build
-	integration/kubelet/run
+	@mkdir -p $(SUMMARY)
+	set -o pipefail; integration/kubelet/run | tee $(SUMMARY)/kubelet.log
 
 # make install into a scratch DESTDIR: what lands where, and a second run
 # keeps an operator's edited config.

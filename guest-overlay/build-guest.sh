@@ -23,7 +23,10 @@
 # distro may be older than the one criu was built for); /usr/local/sbin/criu
 # runs it through that loader. Image mode: systemd starts
 # kata-cr-agent.service, wanted by kata-containers.target. Initrd mode (the
-# Kata agent is /sbin/init): /sbin/init becomes kata-cr-init-wrapper.
+# Kata agent is /sbin/init): /sbin/init becomes kata-cr-init-wrapper, which
+# also moves the root off the initramfs (criu restore needs pivot_root).
+# Both load the kernel modules criu needs (modules) where the kernel has them
+# as modules.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -135,6 +138,17 @@ EOF
 
 	install -m 0755 "$bins/kata-cr-agent" "$root/usr/local/bin/kata-cr-agent"
 	[ -x "$bins/kata-cr-init" ] && install -m 0755 "$bins/kata-cr-init" "$root/usr/local/bin/kata-cr-init"
+
+	# criu's kernel modules, for a guest kernel that has them as modules:
+	# the initrd wrapper modprobes each, systemd's modules-load.d does the
+	# same in image mode (a Kata kernel has them built in: kernel/*.conf).
+	mkdir -p "$root/etc/modules-load.d"
+	install -m 0644 "$here/modules" "$root/etc/kata-cr/modules"
+	{
+		echo "# criu's kernel modules (kata-cr guest-overlay/modules)"
+		awk '!/^[[:space:]]*(#|$)/ {print $1}' "$here/modules"
+	} >"$root/etc/modules-load.d/kata-cr.conf"
+	chmod 0644 "$root/etc/modules-load.d/kata-cr.conf"
 
 	# Image mode: systemd, wanted by kata-containers.target.
 	mkdir -p "$root/etc/systemd/system/kata-containers.target.wants"

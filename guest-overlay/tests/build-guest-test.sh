@@ -53,6 +53,18 @@ out=$(KATA_CR_CRIU_PREFIX="$root/opt/kata-cr/criu" "$root/usr/local/sbin/criu" -
 echo "$out" | grep -q "Version: 4.2.1 args=--version" || fail "criu wrapper: $out"
 echo "$out" | grep -q "LP=$root/opt/kata-cr/criu/usr/lib/x86_64-linux-gnu" || fail "criu library path: $out"
 [ ! -e "$root/sbin/init" ] || fail "image mode must not touch /sbin/init"
+# criu's kernel modules: listed for the initrd wrapper and systemd alike
+cmp -s "$here/modules" "$root/etc/kata-cr/modules" || fail "etc/kata-cr/modules is not guest-overlay/modules"
+for m in nfnetlink nf_tables tun veth unix_diag inet_diag tcp_diag udp_diag raw_diag netlink_diag af_packet_diag; do
+	grep -qE "^$m CONFIG_[A-Z0-9_]+$" "$here/modules" || fail "guest-overlay/modules lacks '$m CONFIG_...'"
+	grep -qx "$m" "$root/etc/modules-load.d/kata-cr.conf" || fail "modules-load.d/kata-cr.conf lacks $m"
+done
+# every module's option is in the kernel fragment an operator gives Kata's kernel build
+awk '!/^[[:space:]]*(#|$)/ {print $2}' "$here/modules" | while read -r opt; do
+	grep -qx "$opt=y" "$here/kernel/kata-cr.conf" || fail "$opt (guest-overlay/modules) is not =y in kernel/kata-cr.conf"
+done
+grep -q 'systemd-modules-load.service' "$root/etc/systemd/system/kata-cr-agent.service" ||
+	fail "the unit does not wait for the modules"
 # idempotent
 "$here/build-guest.sh" --bins "$t/bins" --debs "$t/debs" --rootfs "$root" >/dev/null
 

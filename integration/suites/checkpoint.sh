@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Checkpoint through kata-cr, against vanilla runc in the same run:
 #   integration/testbed run -- integration/suites/run-all
+# On the real Kata (integration/testbed run --kata): kata-cr in front of the Kata shim,
+# vanilla Kata's answer to a checkpoint in the A/B table (run_cr, lib.sh).
 # ctr c checkpoint --task (plain and --rw --image), ctr t checkpoint, CRI checkpoint
 # --export; the container keeps running and counting; no debris in the rootfs after
 # repeated checkpoints; and the failure paths: agent unreachable, criu failing, two
@@ -30,6 +32,10 @@ expect_counting() { # expect_counting ID: the counter moves on (within 5 s)
 cri_counter() { crictl exec -s "$1" cat /tmp/c 2>/dev/null; }
 cri_counter_above() { local v; v=$(cri_counter "$1"); [ -n "$v" ] && [ "$v" -gt "$2" ]; }
 upperdir_of() { # upperdir of a container's rootfs, from the mount table
+  if on_kata; then # the Kata shim mounts it in its own mount namespace: ask the snapshotter
+    ctr snapshots mounts /rootfs "$1" 2>/dev/null | grep -o 'upperdir=[^,]*' | cut -d= -f2 | head -n 1
+    return
+  fi
   awk -v m="/run/containerd/io.containerd.runtime.v2.task/$CTR_NS/$1/rootfs" \
     '$5 == m {print}' /proc/self/mountinfo | grep -o 'upperdir=[^,]*' | cut -d= -f2
 }
@@ -44,23 +50,6 @@ criu_blob_files() { # list the files of the criu tar of checkpoint image REF
   files=$(ctr content get "$dg" | tar -tf -) || fail "cannot list the criu tar $dg of $1"
   sed 's#^\./##' <<<"$files" | grep . | sort
 }
-# The bed's agent, stopped and started again as the bed started it (its arguments,
-# e.g. its --restore-timeout, saved by stop_agent): later suites rely on them.
-stop_agent() {
-  local pid; pid=$(pgrep -x kata-cr-agent) || fail "no kata-cr-agent running"
-  must cp "/proc/$pid/cmdline" "$E2E_CASE_DIR/agent.cmdline"
-  must kill "$pid"
-  wait_for 5 eval '! pgrep -x kata-cr-agent >/dev/null'
-}
-restart_agent() {
-  pgrep -x kata-cr-agent >/dev/null && return 0
-  local argv=()
-  mapfile -d '' argv <"$E2E_CASE_DIR/agent.cmdline"
-  [ "${#argv[@]}" -gt 0 ] || argv=(kata-cr-agent --listen "unix://$AGENT_SOCK")
-  setsid "${argv[@]}" </dev/null >>"${KATA_CR_BED_LOG_DIR:-/tmp}/kata-cr-agent.log" 2>&1 &
-  poll 10 test -S "$AGENT_SOCK" || fail "kata-cr-agent did not come back"
-}
-
 # ------------------------------------------------------------------ A/B
 scn_ctr_checkpoint_task() {
   local id ref; id=$(uid ck); ref=localhost/ck-$id:1
@@ -76,7 +65,7 @@ scn_ctr_checkpoint_task() {
   ! grep -q / <<<"$files" || fail "image set is not flat: $(grep / <<<"$files" | head -n 5 | tr '\n' ' ')"
   must ctr images rm "$ref" >/dev/null
 }
-t_ctr_checkpoint_task() { run_both scn_ctr_checkpoint_task; }
+t_ctr_checkpoint_task() { run_cr scn_ctr_checkpoint_task; }
 
 scn_ctr_checkpoint_rw_image() {
   local id ref; id=$(uid ckrw); ref=localhost/ckrw-$id:1
@@ -95,14 +84,14 @@ scn_ctr_checkpoint_rw_image() {
   [[ $layers == *criu.tar* ]] || fail "no criu tar among the checkpoint's layers: $layers"
   must ctr images rm "$ref" >/dev/null
 }
-t_ctr_checkpoint_rw_image() { run_both scn_ctr_checkpoint_rw_image; }
+t_ctr_checkpoint_rw_image() { run_cr scn_ctr_checkpoint_rw_image; }
 
 scn_ctr_task_checkpoint() {
   local id dir; id=$(uid tck); dir=$E2E_CASE_DIR/images-$RT
   # Host network, a port per runtime: ctr's own network namespace has its loopback down.
   local port; port=$([ "$RT" = runc ] && echo 18081 || echo 18082)
   track_ctr "$id"
-  must ctr run -d --net-host --runtime "$(rt_ctr)" "$IMG" "$id" sh -c "$(rich "$port")" >/dev/null
+  must ctr run -d "${E2E_DETACHED_IO[@]}" --net-host --runtime "$(rt_ctr)" "$IMG" "$id" sh -c "$(rich "$port")" >/dev/null
   wait_status "$id" RUNNING
   # the counter starts once the buffer is written and the server listens
   wait_counting "$id"
@@ -117,7 +106,7 @@ scn_ctr_task_checkpoint() {
   echo "tcp server answers: $answer"
   expect_eq "the tcp echo server after the checkpoint" ping "$answer"
 }
-t_ctr_task_checkpoint() { needs checkpoint-options; run_both scn_ctr_task_checkpoint; }
+t_ctr_task_checkpoint() { needs checkpoint-options; run_cr scn_ctr_task_checkpoint; }
 
 scn_ctr_checkpoint_exit() {
   local id dir; id=$(uid ckx); dir=$E2E_CASE_DIR/images-$RT
@@ -131,7 +120,7 @@ scn_ctr_checkpoint_exit() {
   [ -f "$dir/inventory.img" ] || fail "no inventory.img in $dir"
   echo "delete: $(ctr t rm "$id" 2>&1 | grep -o 'exit code [0-9]*')"
 }
-t_ctr_checkpoint_exit() { needs checkpoint-options; run_both scn_ctr_checkpoint_exit; }
+t_ctr_checkpoint_exit() { needs checkpoint-options; run_cr scn_ctr_checkpoint_exit; }
 
 scn_cri_checkpoint_export() {
   local pod c d=$E2E_CASE_DIR tar
@@ -159,7 +148,7 @@ scn_cri_checkpoint_export() {
   expect_eq "directories nested in checkpoint/" 0 "$(grep -c '^\(\./\)\?checkpoint/[^/]*/.' <<<"$entries")"
   must crictl rmp -f "$pod" >/dev/null
 }
-t_cri_checkpoint_export() { needs cri-checkpoint; run_both scn_cri_checkpoint_export; }
+t_cri_checkpoint_export() { needs cri-checkpoint; run_cr scn_cri_checkpoint_export; }
 
 # The shape of what a checkpoint leaves, A/B, file by file (contents of criu's images
 # aside): the CRI archive (`crictl checkpoint --export`, the layer of an OCI checkpoint
@@ -237,23 +226,30 @@ t_no_debris_after_three() {
 t_agent_unreachable() {
   needs checkpoint-options
   RT=kata-cr
-  local id out; id=$(uid noag)
+  local id out where=$AGENT_SOCK; id=$(uid noag)
+  if on_kata; then
+    # kata-cr-agent runs in the guest: kata-cr is pointed at a hybrid vsock nobody serves
+    where=/run/kata-cr-remote-hypervisor/nowhere/vm.vsock
+    put_file /etc/kata-cr/config.toml "$(sed 's#^remote_hybrid_vsock = .*#remote_hybrid_vsock = "'"$where"'"#' /etc/kata-cr/config.toml)"
+  fi
   c_run_d "$id" sh -c "$COUNTER"
   wait_status "$id" RUNNING
   wait_counting "$id"
-  # the agent comes back whatever happens (the case's own cleanup still runs)
-  trap 'restart_agent; e2e_cleanup' EXIT
-  stop_agent
+  if ! on_kata; then
+    # the agent comes back whatever happens (the case's own cleanup still runs)
+    trap 'restart_agent; e2e_cleanup' EXIT
+    stop_agent
+  fi
   if out=$(ctr t checkpoint --image-path "$E2E_CASE_DIR/img" "$id" 2>&1); then
     fail "checkpoint succeeded without an agent"
   fi
   info "error: $out"
-  grep -q "$AGENT_SOCK" <<<"$out" || fail "error does not name where it looked: $out"
+  grep -qF "$where" <<<"$out" || fail "error does not name where it looked ($where): $out"
   grep -qi "precondition" <<<"$out" || fail "error is not FailedPrecondition: $out"
   expect_eq "status after the failed checkpoint" RUNNING "$(c_status "$id")"
   expect_counting "$id"
   [ -z "$(find "$E2E_CASE_DIR/img" -mindepth 1 2>/dev/null)" ] || fail "partial images left in the request path"
-  restart_agent
+  on_kata || restart_agent
 }
 
 t_criu_failure() {

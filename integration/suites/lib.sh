@@ -38,12 +38,17 @@
 #                          for `poll ... || fail "what it means"` and for cleanup
 #   uid NAME               a unique id for this run, case and runtime ($RT)
 #   info MSG               a line printed under the case's result (pass or fail)
-#   run_both SCENARIO      A/B: SCENARIO with RT=runc, then RT=kata-cr; normalized outputs
-#                          must be equal and both runs must succeed
+#   run_both SCENARIO      A/B: SCENARIO with RT=$E2E_REF (runc; kata in the --kata bed), then
+#                          RT=kata-cr; normalized outputs must be equal and both runs must succeed
+#   run_cr SCENARIO        a checkpoint/restore scenario: run_both where the reference runtime
+#                          can checkpoint (runc); in the --kata bed kata-cr alone, the table
+#                          showing vanilla Kata's answer to a checkpoint (kata_cr_answer)
+#   on_kata                true in the --kata bed (kata-cr in front of the real Kata shim)
 #   rt_ctr / rt_cri        the runtime name of $RT for ctr (--runtime) / crictl (runp)
 #   c_run_d ID CMD...      ctr run -d with $RT, tracked; c_status ID; wait_status ID S [SECS]
 #   events_start FILE / events_stop / events_of FILE ID   ctr events, per container
-#   proxies_of ID / runc_shims_of ID   pids of the kata-cr proxy / runc shim serving ID
+#   proxies_of ID / runc_shims_of ID / inner_shims_of ID   pids of the kata-cr proxy / runc
+#                          shim / inner shim (runc or Kata) serving ID
 #   pod_json NAME FILE / ctr_json NAME FILE [SH]   crictl configs (host-network pod)
 #   pod_json_net NAME FILE  a pod with a network namespace of its own (the bed's CNI)
 #   put_file PATH CONTENT   write a file for the case only (put back afterwards)
@@ -56,8 +61,41 @@ E2E_SUITES_DIR=$(dirname "$E2E_LIB")
 IMG=${E2E_IMAGE:-localhost:5000/busybox:latest}
 CTR_NS=${E2E_CTR_NS:-default}
 CRI_NS=k8s.io
+# (a case on the real Kata boots VMs under TCG: minutes on a busy 2-core machine)
+if [ -n "${KATA_CR_KATA:-}" ]; then E2E_CASE_TIMEOUT=${E2E_CASE_TIMEOUT:-600}; fi
 E2E_CASE_TIMEOUT=${E2E_CASE_TIMEOUT:-150}
-E2E_RUNTIMES=(runc kata-cr)
+# The A/B pair: vanilla runc and kata-cr in front of containerd-shim-runc-v2 in the plain
+# bed; vanilla Kata and kata-cr in front of that same Kata shim in the --kata bed.
+if [ -n "${KATA_CR_KATA:-}" ]; then E2E_RUNTIMES=(kata kata-cr); else E2E_RUNTIMES=(runc kata-cr); fi
+E2E_REF=${E2E_RUNTIMES[0]}
+on_kata() { [ -n "${KATA_CR_KATA:-}" ]; }
+# Detached ctr containers on Kata get no stdio: the Kata shim keeps a blocking open of a
+# task's stdin fifo pending, and once a detached ctr has gone nobody opens the other end
+# (vanilla Kata alike). The plain bed keeps ctr's default.
+E2E_DETACHED_IO=()
+if [ -n "${KATA_CR_KATA:-}" ]; then E2E_DETACHED_IO=(--null-io); fi
+# ctr t exec with a stdin at EOF (the cases run on /dev/null) sends CloseIO as soon as it
+# has read it, which may reach the shim before the exec's Start: the Kata shim's CloseIO
+# then waits, holding its service lock, for a stdin copy that Start (blocked on that
+# lock) would begin: exec and every later call hang (seen with vanilla Kata under load;
+# the Kata shim's goroutines: CloseIO in chan receive, Wait in Mutex.Lock). On Kata an
+# exec whose stdin is not a pipe gets one that ends only after a while.
+if [ -n "${KATA_CR_KATA:-}" ]; then
+  ctr() {
+    local a prev="" is_exec=""
+    for a in "$@"; do
+      case "$prev:$a" in t:exec|task:exec|tasks:exec) is_exec=1; break ;; esac
+      prev=$a
+    done
+    if [ -n "$is_exec" ] && [ ! -p /dev/stdin ]; then
+      command ctr "$@" < <(sleep 20)
+    else
+      command ctr "$@"
+    fi
+  }
+fi
+# Rows of the A/B table (run-all prints it): suite, case, reference, kata-cr.
+E2E_TABLE=${E2E_TABLE:-}
 # shellcheck disable=SC2034 # for the suites
 CONTAINERD_SOCK=${CONTAINERD_ADDRESS:-/run/containerd/containerd.sock}
 export CONTAINERD_NAMESPACE=$CTR_NS
@@ -176,6 +214,7 @@ uid() { # uid NAME -> e2e-RUNID-CASENO-RT-NAME
 rt_ctr() {
   case "${RT:?RT not set}" in
     runc) echo io.containerd.runc.v2 ;;
+    kata) echo io.containerd.kata.v2 ;;
     kata-cr) echo io.containerd.kata-cr.v2 ;;
     *) echo "unknown runtime $RT" >&2; return 1 ;;
   esac
@@ -184,6 +223,9 @@ rt_cri() { echo "${RT:?RT not set}"; }
 # Processes the runtime adds to every container: kata-cr-init, PID 1 under kata-cr
 # (a designed difference: README, "Designed differences").
 rt_extra_procs() { if [ "${RT:?RT not set}" = kata-cr ]; then echo 1; else echo 0; fi; }
+# ... and to `ctr t ps`: Kata's remote hypervisor answers Pids with its shim's pid alone
+# (Kata's own doing, the same under both), so there kata-cr-init does not show.
+rt_extra_ps() { if on_kata; then echo 0; else rt_extra_procs; fi; }
 
 track_ctr() { echo "ctr ${2:-$CTR_NS} $1" >>"$E2E_CASE_DIR/cleanup"; }
 track_ctr_at() { echo "ctr-at $1 $2" >>"$E2E_CASE_DIR/cleanup"; } # ADDRESS ID (namespace default)
@@ -194,6 +236,23 @@ track_pod() { echo "pod $CRI_NS $1" >>"$E2E_CASE_DIR/cleanup"; }
 track_pid() { echo "pid - $1" >>"$E2E_CASE_DIR/cleanup"; }
 # put_file PATH CONTENT: write PATH for the case; it is put back as it was (or removed)
 # when the case ends
+# The bed's agent, stopped and started again as the bed started it (its arguments,
+# e.g. its --restore-timeout, saved by stop_agent): later suites rely on them.
+stop_agent() {
+  local pid; pid=$(pgrep -x kata-cr-agent) || fail "no kata-cr-agent running"
+  must cp "/proc/$pid/cmdline" "$E2E_CASE_DIR/agent.cmdline"
+  must kill "$pid"
+  wait_for 5 eval '! pgrep -x kata-cr-agent >/dev/null'
+}
+restart_agent() {
+  pgrep -x kata-cr-agent >/dev/null && return 0
+  local argv=()
+  mapfile -d '' argv <"$E2E_CASE_DIR/agent.cmdline"
+  [ "${#argv[@]}" -gt 0 ] || argv=(kata-cr-agent --listen "unix://${AGENT_SOCK:-/run/kata-cr/agent.sock}")
+  setsid "${argv[@]}" </dev/null >>"${KATA_CR_BED_LOG_DIR:-/tmp}/kata-cr-agent.log" 2>&1 &
+  poll 10 test -S "${AGENT_SOCK:-/run/kata-cr/agent.sock}" || fail "kata-cr-agent did not come back"
+}
+
 put_file() {
   local b; b=$E2E_CASE_DIR/saved.$(printf '%s' "$1" | sha256sum | cut -c1-12)
   if ! grep -qF "file $b " "$E2E_CASE_DIR/cleanup" 2>/dev/null; then
@@ -206,7 +265,7 @@ put_file() {
 c_run_d() { # c_run_d ID CMD... (ctr run -d with the runtime of $RT)
   local id=$1; shift
   track_ctr "$id"
-  must ctr run -d --runtime "$(rt_ctr)" "$IMG" "$id" "$@" >/dev/null
+  must ctr run -d "${E2E_DETACHED_IO[@]}" --runtime "$(rt_ctr)" "$IMG" "$id" "$@" >/dev/null
 }
 c_status() { ctr t ls 2>/dev/null | awk -v id="$1" '$1 == id {print $3}'; }
 _status_is() { [ "$(c_status "$1")" = "$2" ]; }
@@ -218,8 +277,8 @@ wait_status() { # wait_status ID STATUS [SECS]
 # generated ids, pids, timestamps, fifo dirs and the runtime's own name.
 normalize() {
   sed -E \
-    -e "s/e2e-${E2E_RUN_ID}-[0-9]+-(runc|kata-cr)-/ID:/g" \
-    -e 's/io\.containerd\.(runc|kata-cr)\.v2/<runtime>/g' \
+    -e "s/e2e-${E2E_RUN_ID}-[0-9]+-(runc|kata-cr|kata)-/ID:/g" \
+    -e 's/io\.containerd\.(runc|kata-cr|kata)\.v2/<runtime>/g' \
     -e 's/[0-9a-f]{64}/<hex64>/g' \
     -e 's/time="[^"]*"/time=<ts>/g' \
     -e 's/[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9:.]+( ?(Z|[+-][0-9:]+))?( UTC)?/<ts>/g' \
@@ -240,15 +299,54 @@ run_both() { # run_both SCENARIO
       tail -n 25 "$d/err.$rt" | sed 's/^/    /' | tee -a "$d/failure" >&2
     fi
   done
-  if ! diff -u --label "runc" --label "kata-cr" "$d/out.runc" "$d/out.kata-cr" >"$d/ab.diff"; then
+  local ref=$E2E_REF
+  if ! diff -u --label "$ref" --label "kata-cr" "$d/out.$ref" "$d/out.kata-cr" >"$d/ab.diff"; then
     ok=0
-    _record "A/B DIFFERENCE in $scn (normalized output, runc vs kata-cr):"
+    _record "A/B DIFFERENCE in $scn (normalized output, $ref vs kata-cr):"
     sed 's/^/    /' "$d/ab.diff" | tee -a "$d/failure" >&2
+    echo "differs" >"$d/ab.kata-cr"
   fi
-  echo "--- $scn: normalized output (runc)" >&2
-  sed 's/^/    /' "$d/out.runc" >&2
+  [ "$(cat "$d/rc.$ref")" = 0 ] && echo "ok" >"$d/ab.$ref" || echo "FAILED" >"$d/ab.$ref"
+  [ -s "$d/ab.kata-cr" ] || { [ "$(cat "$d/rc.kata-cr")" = 0 ] && echo "ok, same as $ref" || echo "FAILED"; } >"$d/ab.kata-cr"
+  echo "--- $scn: normalized output ($ref)" >&2
+  sed 's/^/    /' "$d/out.$ref" >&2
   [ "$ok" = 1 ] || exit 1
-  info "A/B equal ($(wc -l <"$d/out.runc") observations, runc and kata-cr)"
+  info "A/B equal ($(wc -l <"$d/out.$ref") observations, $ref and kata-cr)"
+}
+
+# What vanilla Kata answers to a checkpoint (it has none): asked once per bed run, on a
+# container of its own, and shown in the A/B table's kata column of every C/R case.
+kata_cr_answer() {
+  local f=/tmp/e2e-kata-checkpoint-answer id out
+  if [ ! -s "$f" ]; then
+    id=e2e-$E2E_RUN_ID-kata-answer
+    ctr run -d --null-io --runtime io.containerd.kata.v2 "$IMG" "$id" sleep 1000 >/dev/null 2>&1
+    if out=$(ctr t checkpoint --image-path "/tmp/$id" "$id" 2>&1); then
+      out="checkpoint succeeded (?)"
+    fi
+    ctr t rm -f "$id" >/dev/null 2>&1; ctr c rm "$id" >/dev/null 2>&1
+    printf '%s\n' "refused: ${out#ctr: }" | head -n 1 >"$f"
+  fi
+  cat "$f"
+}
+
+run_cr() { # run_cr SCENARIO: a checkpoint/restore scenario (see the header)
+  if ! on_kata; then run_both "$1"; return; fi
+  local scn=$1 d=$E2E_CASE_DIR rc
+  kata_cr_answer >"$d/ab.kata"
+  ( RT=kata-cr; "$scn" ) >"$d/raw.kata-cr" 2>"$d/err.kata-cr"
+  rc=$?
+  normalize <"$d/raw.kata-cr" >"$d/out.kata-cr"
+  echo "--- $scn: normalized output (kata-cr on Kata)" >&2
+  sed 's/^/    /' "$d/out.kata-cr" >&2
+  if [ "$rc" != 0 ]; then
+    echo "FAILED" >"$d/ab.kata-cr"
+    _record "[kata-cr] scenario $scn failed (exit $rc); its stderr (last 25 lines):"
+    tail -n 25 "$d/err.kata-cr" | sed 's/^/    /' | tee -a "$d/failure" >&2
+    exit 1
+  fi
+  echo "ok" >"$d/ab.kata-cr"
+  info "kata-cr on Kata: $(wc -l <"$d/out.kata-cr") observations; vanilla Kata: $(cat "$d/ab.kata")"
 }
 
 _kill_bg() {
@@ -350,6 +448,14 @@ proxies_of() { # pids of kata-cr proxies serving ID (the __kata-cr-serve argumen
   done
   true
 }
+kata_shims_of() { # pids of containerd-shim-kata-v2 servers whose -id is ID
+  local p
+  for p in /proc/[0-9]*; do
+    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qE -- "^(/[^ ]*/)?containerd-shim-kata-v2 .*-id $1( |$)" && echo "${p#/proc/}"
+  done
+  true
+}
+inner_shims_of() { if on_kata; then kata_shims_of "$1"; else runc_shims_of "$1"; fi; }
 runc_shims_of() { # pids of containerd-shim-runc-v2 servers whose -id is ID
   local p
   for p in /proc/[0-9]*; do
@@ -441,6 +547,12 @@ case_() { # case_ NAME FN (E2E_ONLY=REGEX: only the cases whose FN matches)
     echo "      | full log: $dir/log"
   fi
   [ -s "$dir/info" ] && sed 's/^/      - /' "$dir/info"
+  if [ -n "$E2E_TABLE" ]; then # case, reference runtime, kata-cr
+    local refcol kcol
+    refcol=$(cat "$dir/ab.$E2E_REF" 2>/dev/null || echo "-")
+    if [ "$rc" = 0 ]; then kcol=$(cat "$dir/ab.kata-cr" 2>/dev/null || echo "ok"); else kcol="FAILED"; fi
+    printf '%s\t%s\t%s\t%s\n' "$(basename "$E2E_SUITE" .sh)" "$name" "$refcol" "$kcol" >>"$E2E_TABLE"
+  fi
   return 0
 }
 

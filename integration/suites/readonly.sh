@@ -67,7 +67,7 @@ scn_ctr_readonly_cycles() {
   track_ctr "$id"
   must ctr run -d --read-only --runtime "$(rt_ctr)" "$IMG" "$id" sh -c "$RO_COUNTER" >/dev/null || exit 1
   wait_status "$id" RUNNING
-  wait_for 10 eval '[ -n "$(counter_of ctr_exec)" ]' || fail "the counter never started"
+  poll 10 eval '[ -n "$(counter_of ctr_exec)" ]' || fail "the counter never started"
   expect_read_only ctr_exec "before any checkpoint"
   echo "before any checkpoint:"; root_view ctr_exec | sed 's/^/  /'
   echo "  bundle root.readonly: $(bundle_readonly "$CTR_NS" "$id")"
@@ -116,7 +116,7 @@ scn_cri_readonly_cycles() {
   must crictl start "$c" >/dev/null || exit 1
   wait_cri_state "$c" CONTAINER_RUNNING
   CUR_ID=$c
-  wait_for 10 eval '[ -n "$(counter_of cri_exec)" ]' || fail "the counter never started"
+  poll 10 eval '[ -n "$(counter_of cri_exec)" ]' || fail "the counter never started"
   expect_read_only cri_exec "before any checkpoint"
   echo "before any checkpoint:"; root_view cri_exec | sed 's/^/  /'
   echo "  bundle root.readonly: $(bundle_readonly "$CRI_NS" "$c")"
@@ -161,7 +161,7 @@ t_kata_readonly_old_criu_refused() {
     track_ctr "$id"
     must ctr run -d --read-only --runtime "$(rt_ctr)" "$IMG" "$id" sh -c "$RO_COUNTER" >/dev/null || exit 1
     wait_status "$id" RUNNING
-    wait_for 10 eval '[ -n "$(counter_of ctr_exec)" ]' || fail "[$rt] the counter never started"
+    poll 10 eval '[ -n "$(counter_of ctr_exec)" ]' || fail "[$rt] the counter never started"
     must ctr c checkpoint --task "$id" "$ref" >/dev/null || exit 1
     ctr t kill -s 9 "$id" >/dev/null 2>&1; wait_status "$id" STOPPED
     must ctr t rm "$id" >/dev/null || exit 1

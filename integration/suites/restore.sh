@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Restore through kata-cr, against vanilla runc in the same run:
 #   integration/testbed run -- integration/suites/run-all
+# On the real Kata (integration/testbed run --kata): kata-cr in front of the Kata shim, each
+# new pod a new VM; vanilla Kata has no checkpoint (its answer is in the A/B table).
 # Three checkpoint/restore cycles under ctr (restore --live from the checkpoint
 # image) and under CRI (checkpoint --export, new pod, create from the archive);
 # after a restore the task is coherent: exec sees the restored processes and their
@@ -23,12 +25,12 @@ counter_above() { # counter_above ID N: the counter of task ID is past N
   local v; v=$(counter "$1"); [ -n "$v" ] && [ "$v" -gt "$2" ]
 }
 wait_counting() { # wait_counting ID: the counter of task ID has started
-  poll 15 counter_above "$1" 0 || fail "$1: the counter never started"
+  poll 30 counter_above "$1" 0 || fail "$1: the counter never started"
 }
 # the same through CRI (exec -s)
 cri_counter() { crictl exec -s "$1" cat /tmp/c 2>/dev/null; }
 cri_counter_above() { local v; v=$(cri_counter "$1"); [ -n "$v" ] && [ "$v" -gt "$2" ]; }
-wait_cri_counting() { poll 15 cri_counter_above "$1" 0 || fail "$1: the counter never started"; }
+wait_cri_counting() { poll 30 cri_counter_above "$1" 0 || fail "$1: the counter never started"; }
 # The workload's processes seen by exec: the shells running the counter loop, leaving out
 # kata-cr-init (its command line holds the command too) and a child the loop has forked
 # that has not exec'd `sleep` yet (for that moment it shows the loop's command line).
@@ -66,13 +68,13 @@ scn_ctr_three_cycles() {
   echo "after 3 cycles: $(workload_procs "$id") workload process"
   expect_eq "workload processes after 3 cycles" 1 "$(workload_procs "$id")"
 }
-t_ctr_three_cycles() { run_both scn_ctr_three_cycles; }
+t_ctr_three_cycles() { run_cr scn_ctr_three_cycles; }
 
 scn_after_restore_semantics() {
   local id ev; id=$(uid sem); ev=$E2E_CASE_DIR/events.$RT
   # Host network: ctr gives a container a network namespace whose loopback is down.
   track_ctr "$id"
-  must ctr run -d --net-host --runtime "$(rt_ctr)" "$IMG" "$id" sh -c "$RICH" >/dev/null
+  must ctr run -d "${E2E_DETACHED_IO[@]}" --net-host --runtime "$(rt_ctr)" "$IMG" "$id" sh -c "$RICH" >/dev/null
   wait_status "$id" RUNNING
   # the buffer's checksum is written before the counter starts
   wait_counting "$id"
@@ -104,7 +106,7 @@ scn_after_restore_semantics() {
   events_of "$ev" "$id" | grep -qx "/tasks/exit exit_status=43 id=$id" || fail "no TaskExit 43 after USR1: $(events_of "$ev" "$id")"
   echo "delete: $(ctr t rm "$id" 2>&1 | grep -o 'exit code [0-9]*')"
 }
-t_after_restore_semantics() { run_both scn_after_restore_semantics; }
+t_after_restore_semantics() { run_cr scn_after_restore_semantics; }
 
 scn_restored_term_and_kill() {
   local id out; id=$(uid tk)
@@ -129,7 +131,7 @@ scn_restored_term_and_kill() {
   echo "KILL: $out"
   expect_eq "ctr t rm after KILL" "exit code 137" "$out"
 }
-t_restored_term_and_kill() { run_both scn_restored_term_and_kill; }
+t_restored_term_and_kill() { run_cr scn_restored_term_and_kill; }
 
 scn_cri_three_cycles() {
   local d=$E2E_CASE_DIR pod c i tar before after
@@ -159,7 +161,7 @@ scn_cri_three_cycles() {
   done
   must crictl rmp -f "$pod" >/dev/null || exit 1
 }
-t_cri_three_cycles() { needs cri-checkpoint; run_both scn_cri_three_cycles; }
+t_cri_three_cycles() { needs cri-checkpoint; run_cr scn_cri_three_cycles; }
 
 # ------------------------------------------------------------------ TCP connections
 # An echo server and a client holding one connection to it, both in the container
@@ -203,7 +205,7 @@ scn_tcp_refused_without_option() {
   expect_eq "the connection after the refused checkpoint carries data" yes "$(carries_data "$c" "$before")"
   must crictl rmp -f "$pod" >/dev/null
 }
-t_tcp_refused_without_option() { needs cri-checkpoint; run_both scn_tcp_refused_without_option; }
+t_tcp_refused_without_option() { needs cri-checkpoint; run_cr scn_tcp_refused_without_option; }
 
 scn_tcp_same_pod() {
   local d=$E2E_CASE_DIR port pod c end before after end2
@@ -236,7 +238,7 @@ t_tcp_same_pod() {
   # kata-cr from its [criu] settings.
   put_file /etc/criu/runc.conf "tcp-established"
   put_file /etc/kata-cr/config.toml "$(cat /etc/kata-cr/config.toml; printf '\n[criu]\ntcp_established = true')"
-  run_both scn_tcp_same_pod
+  run_cr scn_tcp_same_pod
 }
 
 # runc's CheckpointOptions.open_tcp, as the Go client sends it (Tasks.Checkpoint with
@@ -248,7 +250,7 @@ scn_open_tcp_option() {
   local d=$E2E_CASE_DIR id port before
   id=$(uid otcp); port=$(( $(tcp_port) + 20 ))
   track_ctr "$id"
-  must ctr run -d --net-host --runtime "$(rt_ctr)" "$IMG" "$id" sh -c "$(tcp_pair "$port")" >/dev/null || exit 1
+  must ctr run -d "${E2E_DETACHED_IO[@]}" --net-host --runtime "$(rt_ctr)" "$IMG" "$id" sh -c "$(tcp_pair "$port")" >/dev/null || exit 1
   wait_status "$id" RUNNING
   poll 10 eval "exec_in $id netstat -tn | awk -v p=127.0.0.1:$port '\$5 == p && \$6 == \"ESTABLISHED\"' | grep -q ." \
     || fail "the client never connected"
@@ -263,7 +265,7 @@ scn_open_tcp_option() {
   [ -n "$before" ] || fail "no echo after the checkpoint"
   echo "task $(c_status "$id"), connection still carries data: $(ctr_carries_data "$id" "$before")"
 }
-t_open_tcp_option() { needs checkpoint-options; run_both scn_open_tcp_option; }
+t_open_tcp_option() { needs checkpoint-options; run_cr scn_open_tcp_option; }
 
 # A pod moved to a new network: its connections cannot come back (their local address
 # is gone). The client reconnects whenever its connection ends, keeping its counter in
@@ -431,7 +433,7 @@ scn_second_containerd() {
 }
 t_second_containerd() {
   start_containerd2
-  run_both scn_second_containerd
+  run_cr scn_second_containerd
 }
 
 # ------------------------------------------------------------------ CRI: an OCI checkpoint image
@@ -470,7 +472,7 @@ scn_cri_checkpoint_image() {
   must crictl rmp -f "$pod" >/dev/null
   must crictl rmi "$ref" >/dev/null
 }
-t_cri_checkpoint_image() { needs cri-checkpoint; run_both scn_cri_checkpoint_image; }
+t_cri_checkpoint_image() { needs cri-checkpoint; run_cr scn_cri_checkpoint_image; }
 
 # ------------------------------------------------------------------ kata-cr only
 t_runc_checkpoint_under_kata_cr() {
@@ -515,11 +517,15 @@ t_runc_checkpoint_under_kata_cr() {
   fi
 }
 
-# failed_restore_leaves_nothing CORRUPT SAYS: CORRUPT DIR spoils the image set in DIR;
-# the restore's error must hold the text SAYS (a grep regex) and criu's log tail
+# A Kata pod's VM: what kata-cr-remote-hypervisor runs for it.
+vm_of() { pgrep -f -- "qemu-system-x86_64 -name kata-$1 " || true; }
+# failed_restore_leaves_nothing CORRUPT SAYS [BREAK]: CORRUPT DIR spoils the image set in
+# DIR; BREAK (optional) runs before the restoring pod starts; the restore's error must name
+# the container and hold the text SAYS (a grep regex), and criu's log tail when criu ran
+# (no BREAK)
 failed_restore_leaves_nothing() {
   RT=kata-cr
-  local corrupt=$1 says=$2 d=$E2E_CASE_DIR pod c tar out
+  local corrupt=$1 says=$2 brk=${3:-} d=$E2E_CASE_DIR pod c tar out
   ctr_json ck "$d/c.json" "$COUNTER"
   pod_json "$(uid pa)" "$d/pa.json"
   pod=$(must crictl runp --runtime kata-cr "$d/pa.json") || exit 1
@@ -534,6 +540,7 @@ failed_restore_leaves_nothing() {
   must tar -C "$d/x" -xf "$d/ck.tar"
   must "$corrupt" "$d/x/checkpoint"
   must tar -C "$d/x" -cf "$d/bad.tar" .
+  if [ -n "$brk" ]; then "$brk"; fi
   pod_json "$(uid pb)" "$d/pb.json"
   pod=$(must crictl runp --runtime kata-cr "$d/pb.json") || exit 1
   track_pod "$pod"
@@ -543,9 +550,22 @@ failed_restore_leaves_nothing() {
     fail "start of a restore from a corrupt image set succeeded"
   fi
   info "error: $(head -c 600 <<<"$out")"
-  grep -q "restore of container $c: $says" <<<"$out" || fail "the error does not say '$says': $out"
-  grep -q "lines of criu's log /run/kata-cr/work/" <<<"$out" || fail "the error does not carry criu's log tail: $out"
+  grep -q "restore of container $c" <<<"$out" || fail "the error does not name the restore of $c: $out"
+  grep -q "$says" <<<"$out" || fail "the error does not say '$says': $out"
+  if [ -z "$brk" ]; then
+    grep -q "lines of criu's log /run/kata-cr/work/" <<<"$out" || fail "the error does not carry criu's log tail: $out"
+  fi
   poll 10 eval "[ \"\$(cri_state $c)\" != CONTAINER_RUNNING ]" || fail "container still running: $(cri_state "$c")"
+  if on_kata; then
+    # the workload and criu would be in the pod's VM: the task is gone, and removing the
+    # pod leaves no VM, daemon or socket behind
+    ! crictl exec -s "$c" true >/dev/null 2>&1 || fail "exec into the failed restore's container works"
+    must crictl rmp -f "$pod" >/dev/null
+    poll 30 eval "[ -z \"\$(vm_of $pod)\" ] && [ ! -e /run/kata-cr-remote-hypervisor/$pod ]" \
+      || fail "the pod's VM outlived it: qemu $(vm_of "$pod"), $(ls /run/kata-cr-remote-hypervisor/)"
+    echo "pod removed, its VM gone"
+    return 0
+  fi
   local left; left=$(pgrep -f 'while :; do i=' | count)
   expect_eq "restored workload processes left anywhere" 0 "$left"
   expect_eq "criu processes left" 0 "$(pgrep -x criu | count)"
@@ -565,8 +585,39 @@ t_truncated_pages_restore_fails() {
   needs cri-checkpoint
   failed_restore_leaves_nothing empty_pages "criu restore did not finish within [0-9]*s and was killed"
 }
+# kata-cr-agent unreachable at restore: the restoring pod's proxy is pointed at a hybrid
+# vsock nobody serves (on the real Kata), or the host agent is stopped
+keep_images() { :; }
+agent_away() {
+  if on_kata; then
+    put_file /etc/kata-cr/config.toml "$(sed 's#^remote_hybrid_vsock = .*#remote_hybrid_vsock = "/run/kata-cr-remote-hypervisor/nowhere/vm.vsock"#' /etc/kata-cr/config.toml)"
+  else
+    # the agent comes back whatever happens (the case's own cleanup still runs)
+    trap 'restart_agent; e2e_cleanup' EXIT
+    stop_agent
+  fi
+}
+t_restore_agent_unreachable() {
+  needs cri-checkpoint
+  failed_restore_leaves_nothing keep_images 'nowhere/vm\.vsock\|/run/kata-cr/agent\.sock' agent_away
+  on_kata || restart_agent
+}
 
 e2e_cases() {
+  if on_kata; then
+    # the real Kata (its remote hypervisor): no pod network, every case a VM or more
+    case_ "ctr: 3 checkpoint/kill/rm/restore --live cycles, counter monotonic" t_ctr_three_cycles
+    case_ "after restore: exec, tmpfs, 64 MiB byte-exact, tcp, caps, USR1 exit + TaskExit" t_after_restore_semantics
+    case_ "restored task: TERM (trapped) and KILL exit codes" t_restored_term_and_kill
+    case_ "CRI: 3 export/new pod (new VM)/create-from-archive cycles, rootfs kept" t_cri_three_cycles
+    case_ "CRI: a held TCP connection fails a checkpoint without tcp-established" t_tcp_refused_without_option
+    case_ "CRI: a TCP connection survives checkpoint/rm/restore in the same pod" t_tcp_same_pod
+    case_ "ctr: a checkpoint moves to a second containerd (image export/import)" t_second_containerd
+    case_ "CRI: create from an OCI checkpoint image pulled from a registry" t_cri_checkpoint_image
+    case_ "kata-cr: a failed restore (corrupt image set) leaves nothing alive" t_failed_restore_leaves_nothing
+    case_ "kata-cr: a restore with kata-cr-agent unreachable leaves nothing alive" t_restore_agent_unreachable
+    return
+  fi
   case_ "A/B ctr: 3 checkpoint/kill/rm/restore --live cycles, counter monotonic" t_ctr_three_cycles
   case_ "A/B after restore: exec, tmpfs, 64 MiB byte-exact, tcp, caps, USR1 exit + TaskExit" t_after_restore_semantics
   case_ "A/B restored task: TERM (trapped) and KILL exit codes" t_restored_term_and_kill
@@ -580,6 +631,7 @@ e2e_cases() {
   case_ "kata-cr: a runc checkpoint restored under kata-cr works or fails clearly" t_runc_checkpoint_under_kata_cr
   case_ "kata-cr: a failed restore leaves nothing half-alive" t_failed_restore_leaves_nothing
   case_ "kata-cr: a restore from emptied pages-*.img fails fast, nothing half-alive" t_truncated_pages_restore_fails
+  case_ "kata-cr: a restore with kata-cr-agent unreachable leaves nothing half-alive" t_restore_agent_unreachable
 }
 
 e2e_main

@@ -84,6 +84,11 @@ pub struct Agent {
     /// Upper bound for one checkpoint or restore, in seconds.
     #[serde(default = "default_agent_timeout")]
     pub timeout_secs: u64,
+    /// Kata mode, for sandboxes whose agent URL is not a vsock (Kata's
+    /// remote hypervisor: `remote://`): the sandbox's hybrid-vsock socket,
+    /// `{sandbox}` standing for the sandbox id. Empty: unset.
+    #[serde(default)]
+    pub remote_hybrid_vsock: String,
 }
 
 fn default_agent_mode() -> AgentMode {
@@ -102,6 +107,7 @@ impl Default for Agent {
             mode: default_agent_mode(),
             socket: default_agent_socket(),
             timeout_secs: default_agent_timeout(),
+            remote_hybrid_vsock: String::new(),
         }
     }
 }
@@ -142,6 +148,15 @@ impl Config {
             return Err(Error::Config {
                 path: source.to_string(),
                 reason: "inner.binary is empty".into(),
+            });
+        }
+        let remote = c.agent.remote_hybrid_vsock.trim();
+        if !remote.is_empty() && !remote.starts_with('/') {
+            return Err(Error::Config {
+                path: source.to_string(),
+                reason: format!(
+                    "agent.remote_hybrid_vsock {remote:?} is not an absolute path (a unix socket, {{sandbox}} standing for the sandbox id)"
+                ),
             });
         }
         Ok(c)
@@ -277,6 +292,16 @@ mod tests {
         assert!(c.criu.tcp_established && !c.criu.file_locks && !c.criu.ext_unix_sk);
         let e = Config::parse("[criu]\ntcp_establish = true\n", "/c.toml").unwrap_err();
         assert!(e.to_string().contains("tcp_establish"), "{e}");
+        assert_eq!(d.agent.remote_hybrid_vsock, "", "unset by default");
+        let c = Config::parse(
+            "[agent]\nremote_hybrid_vsock = \"/run/rh/{sandbox}/vm.vsock\"\n",
+            "/c.toml",
+        )
+        .unwrap();
+        assert_eq!(c.agent.remote_hybrid_vsock, "/run/rh/{sandbox}/vm.vsock");
+        let e =
+            Config::parse("[agent]\nremote_hybrid_vsock = \"vm.vsock\"\n", "/c.toml").unwrap_err();
+        assert!(e.to_string().contains("not an absolute path"), "{e}");
         let e = Config::parse("[agent]\nmode = \"vm\"\n", "/c.toml").unwrap_err();
         assert!(e.to_string().contains("/c.toml"));
         let e = Config::parse("[init]\nbinary = \"/nonexistent/init\"\n", "/c.toml")
@@ -284,6 +309,22 @@ mod tests {
             .init_binary_path()
             .unwrap_err();
         assert!(e.to_string().contains("/nonexistent/init"));
+    }
+
+    #[test]
+    fn the_documented_configs_parse() {
+        for (name, text) in [
+            (
+                "configs/kata-cr.toml",
+                include_str!("../../configs/kata-cr.toml"),
+            ),
+            (
+                "integration/bed/kata/kata-cr.toml",
+                include_str!("../../integration/bed/kata/kata-cr.toml"),
+            ),
+        ] {
+            Config::parse(text, name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
     }
 
     #[test]

@@ -70,6 +70,13 @@ pub fn parse_start_stdin(buf: &[u8]) -> Option<Any> {
         .filter(|a| !a.type_url.is_empty())
 }
 
+/// Whether `raw` is a marshalled Any that names no type: what containerd's
+/// restore sends as options, and what Kata refuses (`type with url : not
+/// found`), so kata-cr sends nothing in its place.
+pub fn is_empty_any(raw: &[u8]) -> bool {
+    !raw.is_empty() && Any::parse_from_bytes(raw).is_ok_and(|a| a.type_url.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,5 +160,16 @@ mod tests {
         any.type_url = "runtimeoptions.v1.Options".into();
         let bytes = any.write_to_bytes().unwrap();
         assert!(parse_start_stdin(&bytes).is_some());
+    }
+
+    #[test]
+    fn empty_any_is_recognised() {
+        assert!(!is_empty_any(b""));
+        let mut any = Any::new();
+        any.value = b"\x0a\x01x".to_vec();
+        assert!(is_empty_any(&any.write_to_bytes().unwrap()));
+        any.type_url = TYPE_URL.into();
+        assert!(!is_empty_any(&any.write_to_bytes().unwrap()));
+        assert!(!is_empty_any(b"\xff\xff"));
     }
 }

@@ -23,6 +23,8 @@ pub struct AgentBackend {
     pub timeout: Duration,
     /// Kata mode: where the Kata shims' management sockets are.
     kata_roots: kata::Roots,
+    /// Kata mode, remote hypervisor: each sandbox's hybrid vsock.
+    remote: kata::RemoteHybridVsock,
     /// Kata mode: kata-cr-agent's guest vsock port.
     port: u32,
     /// Kata mode: the sandbox whose guest runs the agent (the proxy's pod).
@@ -36,6 +38,7 @@ impl AgentBackend {
             address: format!("unix://{}", cfg.agent.socket.trim_start_matches("unix://")),
             timeout: Duration::from_secs(cfg.agent.timeout_secs),
             kata_roots: kata::Roots::default(),
+            remote: kata::RemoteHybridVsock(cfg.agent.remote_hybrid_vsock.clone()),
             port: api::VSOCK_PORT,
             sandbox: None,
         }
@@ -79,7 +82,7 @@ impl AgentBackend {
 
     async fn connect_sandbox(&self, sid: &str) -> Result<AgentClient> {
         let timeout = CONNECT_TIMEOUT.min(self.timeout);
-        kata::connect(&self.kata_roots, sid, self.port, timeout).await
+        kata::connect(&self.kata_roots, &self.remote, sid, self.port, timeout).await
     }
 
     /// Whether the agent writes through the proxy's own kernel (host mode):

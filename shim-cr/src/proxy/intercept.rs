@@ -4,7 +4,7 @@
 //!
 //! | request    | what kata-cr does |
 //! |------------|-------------------|
-//! | Create     | kata-cr-init becomes PID 1 (the bundle's config.json); runtime options naming kata-cr's config name the inner shim's (as `start` does on its stdin); with a checkpoint, the image set is staged into the rootfs and the init waits in restore mode. The container is registered as Sandbox, Created or RestorePending. |
+//! | Create     | kata-cr-init becomes PID 1 (the bundle's config.json); runtime options naming kata-cr's config name the inner shim's (as `start` does on its stdin), an options Any with an empty type URL is dropped (Kata refuses it); with a checkpoint, the image set is staged into the rootfs and the init waits in restore mode. The container is registered as Sandbox, Created or RestorePending. |
 //! | Start      | of a RestorePending container: the inner shim starts the init, then kata-cr-agent restores the workload as its child (restore as a deferred create, see `cr::restore`); a failed restore kills the task. Refused while restoring and after a failed restore. |
 //! | Checkpoint | kata-cr-agent dumps the workload, the image set is staged into the request's path (see `cr::checkpoint`). |
 //! | Exec       | refused while the container is restoring. |
@@ -164,11 +164,18 @@ impl Router {
     }
 
     /// Returns whether the request changed. Options kata-cr cannot read
-    /// are the inner shim's to judge: they pass unchanged.
+    /// are the inner shim's to judge: they pass unchanged. An options Any
+    /// with an empty type URL (containerd's restore sends one) is dropped:
+    /// it carries nothing, and Kata's Create refuses it ("type with url :
+    /// not found").
     fn rewrite_create_options(&self, create: &mut CreateTaskRequest) -> bool {
         let Some(any) = create.options.as_ref() else {
             return false;
         };
+        if any.type_url.is_empty() {
+            create.options = protobuf::MessageField::none();
+            return true;
+        }
         let Ok(Some(opts)) = RuntimeOptions::from_any(any) else {
             return false;
         };

@@ -405,6 +405,41 @@ async fn create_makes_the_init_pid_1_and_names_the_inner_config() {
     assert_eq!(bed.state("c1"), Some(State::Running));
 }
 
+/// containerd's restore (ctr c restore, CRI create from a checkpoint) sends
+/// Create an options Any with an empty type URL, which Kata's Create refuses
+/// ("type with url : not found"): it never reaches the inner shim.
+#[tokio::test]
+async fn an_empty_options_any_never_reaches_the_inner_shim() {
+    let bed = Bed::new().await;
+    for (id, value) in [("c1", &b""[..]), ("c2", &b"\x0a\x01x"[..])] {
+        let mut c = CreateTaskRequest::new();
+        c.id = id.into();
+        c.bundle = bed.bundle(id, false).display().to_string();
+        c.options = protobuf::MessageField::some(Any {
+            value: value.to_vec(),
+            ..Default::default()
+        });
+        let resp = bed.call("Create", c.write_to_bytes().unwrap()).await;
+        assert_eq!(code(&resp), Code::OK, "{}", message(&resp));
+        let seen = bed.inner.log().creates.remove(0);
+        assert!(seen.options.is_none(), "{id}: {:?}", seen.options);
+    }
+    // options of another runtime pass as they came
+    let mut c = CreateTaskRequest::new();
+    c.id = "c3".into();
+    c.bundle = bed.bundle("c3", false).display().to_string();
+    c.options = protobuf::MessageField::some(Any {
+        type_url: "containerd.runc.v1.Options".into(),
+        value: b"\x10\x01".to_vec(),
+        ..Default::default()
+    });
+    let resp = bed.call("Create", c.write_to_bytes().unwrap()).await;
+    assert_eq!(code(&resp), Code::OK, "{}", message(&resp));
+    let seen = bed.inner.log().creates.remove(0);
+    assert_eq!(seen.options.type_url, "containerd.runc.v1.Options");
+    assert_eq!(seen.options.value, b"\x10\x01");
+}
+
 #[tokio::test]
 async fn a_pod_sandbox_is_left_alone() {
     let bed = Bed::new().await;

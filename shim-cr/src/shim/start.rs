@@ -207,8 +207,8 @@ fn spawn_server(params: &ServeParams, listener: UnixListener) -> Result<std::pro
 }
 
 /// The runtime options the inner shim gets on stdin: ours, with kata-cr's
-/// own config path replaced by the inner shim's (or removed), everything
-/// else as sent.
+/// own config path replaced by the inner shim's (or removed), an Any with an
+/// empty type URL (which Kata refuses) dropped, everything else as sent.
 fn inner_start_stdin(
     raw: &[u8],
     any: Option<&protobuf::well_known_types::any::Any>,
@@ -216,6 +216,9 @@ fn inner_start_stdin(
     cfg: &Config,
 ) -> Result<Vec<u8>> {
     let (Some(any), Some(opts)) = (any, options) else {
+        if any.is_none() && runtime_options::is_empty_any(raw) {
+            return Ok(Vec::new());
+        }
         return Ok(raw.to_vec());
     };
     Ok(match runtime_options::for_inner(any, opts, cfg)? {
@@ -233,5 +236,37 @@ fn kill_inner(bundle: &Path) {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// containerd's restore sends an options Any with an empty type URL;
+    /// Kata's Create and start refuse it (`type with url : not found`).
+    #[test]
+    fn an_empty_options_any_is_not_passed_to_the_inner_start() {
+        let c = Config::default();
+        let mut any = protobuf::well_known_types::any::Any::new();
+        any.value = b"\x0a\x01x".to_vec();
+        let raw = any.write_to_bytes().unwrap();
+        assert!(parse_start_stdin(&raw).is_none());
+        assert_eq!(
+            inner_start_stdin(&raw, None, None, &c).unwrap(),
+            Vec::<u8>::new()
+        );
+        // what kata-cr does not understand still goes through as it came
+        assert_eq!(
+            inner_start_stdin(b"\xff\xff", None, None, &c).unwrap(),
+            b"\xff\xff"
+        );
+        any.type_url = "containerd.runc.v1.Options".into();
+        let raw = any.write_to_bytes().unwrap();
+        let parsed = parse_start_stdin(&raw);
+        assert_eq!(
+            inner_start_stdin(&raw, parsed.as_ref(), None, &c).unwrap(),
+            raw
+        );
     }
 }

@@ -161,7 +161,13 @@ async fn all(config_path: Option<&str>) -> Vec<Check> {
                 )],
             });
         }
-        AgentMode::Kata => out.extend(kata_sandboxes(&kata::Roots::default()).await),
+        AgentMode::Kata => out.extend(
+            kata_sandboxes(
+                &kata::Roots::default(),
+                &kata::RemoteHybridVsock(cfg.agent.remote_hybrid_vsock.clone()),
+            )
+            .await,
+        ),
     }
     out
 }
@@ -335,7 +341,7 @@ pub fn running_sandboxes(roots: &kata::Roots) -> Vec<String> {
     ids
 }
 
-async fn kata_sandboxes(roots: &kata::Roots) -> Vec<Check> {
+async fn kata_sandboxes(roots: &kata::Roots, remote: &kata::RemoteHybridVsock) -> Vec<Check> {
     let ids = running_sandboxes(roots);
     if ids.is_empty() {
         let looked: Vec<String> = roots.0.iter().map(|r| r.display().to_string()).collect();
@@ -351,13 +357,23 @@ async fn kata_sandboxes(roots: &kata::Roots) -> Vec<Check> {
     for sid in ids {
         let what = format!("kata-cr-agent in sandbox {sid}");
         let t = Duration::from_secs(5);
-        match kata::connect(roots, &sid, api::VSOCK_PORT, t).await {
-            Ok(client) => out.extend(agent(&what, &format!("guest vsock port {}", api::VSOCK_PORT), &client).await),
-            Err(e) => out.push(Check::missing(
-                &what,
-                e.to_string(),
-                "use a guest image built with make guest-image (kata-cr-agent.service, wanted by kata-containers.target, listens on vsock port 1029)",
-            )),
+        match kata::connect(roots, remote, &sid, api::VSOCK_PORT, t).await {
+            Ok(client) => out.extend(
+                agent(
+                    &what,
+                    &format!("guest vsock port {}", api::VSOCK_PORT),
+                    &client,
+                )
+                .await,
+            ),
+            Err(e) => {
+                let fix = if e.to_string().contains("remote_hybrid_vsock") {
+                    "Kata's remote hypervisor: set [agent] remote_hybrid_vsock in kata-cr's configuration (configs/kata-cr.toml) to the sandboxes' hybrid vsock"
+                } else {
+                    "use a guest image built with make guest-image (kata-cr-agent.service, wanted by kata-containers.target, listens on vsock port 1029)"
+                };
+                out.push(Check::missing(&what, e.to_string(), fix))
+            }
         }
     }
     out
@@ -467,7 +483,11 @@ mod tests {
     #[tokio::test]
     async fn no_sandbox_is_a_skip_not_a_failure() {
         let d = tempfile::tempdir().unwrap();
-        let c = kata_sandboxes(&kata::Roots(vec![d.path().to_path_buf()])).await;
+        let c = kata_sandboxes(
+            &kata::Roots(vec![d.path().to_path_buf()]),
+            &kata::RemoteHybridVsock::default(),
+        )
+        .await;
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].verdict, Verdict::Skip);
     }
@@ -480,11 +500,39 @@ mod tests {
             "sb",
             kata::mgmt::tests::ok("hvsock:///nonexistent/clh.sock:1024"),
         );
-        let c = kata_sandboxes(&kata::Roots(vec![d.path().to_path_buf()])).await;
+        let c = kata_sandboxes(
+            &kata::Roots(vec![d.path().to_path_buf()]),
+            &kata::RemoteHybridVsock::default(),
+        )
+        .await;
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].verdict, Verdict::Missing);
         assert!(c[0].what.contains("sandbox sb"), "{:?}", c[0]);
         assert!(c[0].fix.contains("make guest-image"), "{:?}", c[0]);
+    }
+
+    #[tokio::test]
+    async fn a_remote_hypervisor_without_the_setting_says_which_to_set() {
+        let d = tempfile::tempdir().unwrap();
+        kata::mgmt::tests::serve(
+            d.path(),
+            "sb",
+            kata::mgmt::tests::ok("remote:///run/peerpod/sb/agent.sock"),
+        );
+        let roots = kata::Roots(vec![d.path().to_path_buf()]);
+        let c = kata_sandboxes(&roots, &kata::RemoteHybridVsock::default()).await;
+        assert_eq!(c[0].verdict, Verdict::Missing);
+        assert!(c[0].fix.contains("remote_hybrid_vsock"), "{:?}", c[0]);
+        // with the setting, the hybrid vsock it names is tried
+        let remote = kata::RemoteHybridVsock(format!("{}/{{sandbox}}.vsock", d.path().display()));
+        let c = kata_sandboxes(&roots, &remote).await;
+        assert_eq!(c[0].verdict, Verdict::Missing);
+        assert!(
+            c[0].detail
+                .contains(&format!("{}/sb.vsock", d.path().display())),
+            "{:?}",
+            c[0]
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //!   `hvsock://<uds path>` (dragonball, fc, clh), no port; and an empty body
 //!   while the sandbox has no agent yet.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
@@ -21,6 +21,10 @@ pub enum AgentUrl {
     /// A hybrid vsock: a unix socket on the host mediated by the VMM
     /// (`CONNECT <port>\n` / `OK ...`).
     HybridVsock { path: PathBuf, port: Option<u32> },
+    /// Kata's remote hypervisor: a socket tunnelled to the Kata agent alone.
+    /// kata-cr-agent is reached through the hybrid vsock that kata-cr's
+    /// `[agent] remote_hybrid_vsock` setting names.
+    Remote { tunnel: PathBuf },
 }
 
 /// How to reach kata-cr-agent: the same VM socket, another guest port.
@@ -74,23 +78,55 @@ impl AgentUrl {
                     port,
                 })
             }
-            "remote" => Err(bad(
-                "a remote hypervisor (peer pods): the guest is not on this host, so kata-cr-agent cannot be reached",
-            )),
+            "remote" if rest.is_empty() => Err(bad("the remote hypervisor's socket is empty")),
+            "remote" => Ok(AgentUrl::Remote {
+                tunnel: PathBuf::from(rest),
+            }),
             "mock" => Err(bad("Kata's mock hybrid vsock (its unit tests), not a VM")),
             _ => Err(bad("unknown scheme (expected vsock or hvsock)")),
         }
     }
 
-    /// kata-cr-agent's address: this VM socket with `port`.
-    pub fn with_port(&self, port: u32) -> Target {
+    /// kata-cr-agent's address: this VM socket with `port`. A remote
+    /// hypervisor's tunnel reaches the Kata agent only: then the sandbox's
+    /// hybrid vsock comes from `remote` (the `[agent] remote_hybrid_vsock`
+    /// setting, already resolved for the sandbox), and without one there is
+    /// no way to kata-cr-agent.
+    pub fn with_port(&self, port: u32, remote: Option<&Path>) -> Result<Target> {
         match self {
-            AgentUrl::Vsock { cid, .. } => Target::Vsock { cid: *cid, port },
-            AgentUrl::HybridVsock { path, .. } => Target::HybridVsock {
+            AgentUrl::Vsock { cid, .. } => Ok(Target::Vsock { cid: *cid, port }),
+            AgentUrl::HybridVsock { path, .. } => Ok(Target::HybridVsock {
                 path: path.clone(),
                 port,
+            }),
+            AgentUrl::Remote { tunnel } => match remote {
+                Some(path) => Ok(Target::HybridVsock {
+                    path: path.to_path_buf(),
+                    port,
+                }),
+                None => Err(Error::Kata {
+                    what: format!("Kata agent URL \"remote://{}\"", tunnel.display()),
+                    reason: "a remote hypervisor's tunnel reaches the Kata agent only; \
+                             set [agent] remote_hybrid_vsock in kata-cr's configuration to the \
+                             sandbox's hybrid vsock (\"{sandbox}\" stands for the sandbox id), \
+                             so that kata-cr reaches kata-cr-agent"
+                        .into(),
+                }),
             },
         }
+    }
+}
+
+/// The `[agent] remote_hybrid_vsock` setting: a path template in which
+/// `{sandbox}` stands for the sandbox id ("" when unset).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoteHybridVsock(pub String);
+
+impl RemoteHybridVsock {
+    /// The hybrid vsock of sandbox `sid`, if the setting is there.
+    pub fn path(&self, sid: &str) -> Option<PathBuf> {
+        let t = self.0.trim();
+        (!t.is_empty()).then(|| PathBuf::from(t.replace("{sandbox}", sid)))
     }
 }
 
@@ -169,18 +205,58 @@ mod tests {
     #[test]
     fn our_port_replaces_kata_agents() {
         let u = AgentUrl::parse("vsock://3:1024").unwrap();
-        assert_eq!(u.with_port(1029).to_string(), "vsock://3:1029");
+        assert_eq!(
+            u.with_port(1029, None).unwrap().to_string(),
+            "vsock://3:1029"
+        );
         let u = AgentUrl::parse("hvsock:///run/x/kata.hvsock").unwrap();
         assert_eq!(
-            u.with_port(1029),
+            u.with_port(1029, None).unwrap(),
             Target::HybridVsock {
                 path: "/run/x/kata.hvsock".into(),
                 port: 1029
             }
         );
         assert_eq!(
-            u.with_port(1029).to_string(),
+            u.with_port(1029, None).unwrap().to_string(),
             "hvsock:///run/x/kata.hvsock:1029"
+        );
+        // the management socket's vsock wins over the remote setting
+        assert_eq!(
+            u.with_port(1029, Some(Path::new("/elsewhere"))).unwrap(),
+            Target::HybridVsock {
+                path: "/run/x/kata.hvsock".into(),
+                port: 1029
+            }
+        );
+    }
+
+    #[test]
+    fn a_remote_hypervisor_needs_the_setting() {
+        let u = AgentUrl::parse("remote:///run/rh/sb1/agent.sock").unwrap();
+        assert_eq!(
+            u,
+            AgentUrl::Remote {
+                tunnel: "/run/rh/sb1/agent.sock".into()
+            }
+        );
+        let e = u.with_port(1029, None).unwrap_err();
+        assert_eq!(e.code(), ttrpc::Code::FAILED_PRECONDITION);
+        let m = e.to_string();
+        assert!(m.contains("remote:///run/rh/sb1/agent.sock"), "{m}");
+        assert!(m.contains("remote_hybrid_vsock"), "{m}");
+        let setting = RemoteHybridVsock("/run/rh/{sandbox}/vm.vsock".into());
+        assert_eq!(
+            setting.path("sb1"),
+            Some(PathBuf::from("/run/rh/sb1/vm.vsock"))
+        );
+        assert_eq!(RemoteHybridVsock(" ".into()).path("sb1"), None);
+        assert_eq!(
+            u.with_port(1029, setting.path("sb1").as_deref()).unwrap(),
+            Target::HybridVsock {
+                path: "/run/rh/sb1/vm.vsock".into(),
+                port: 1029
+            }
         );
     }
 
@@ -189,7 +265,7 @@ mod tests {
         for (url, why) in [
             ("", "empty"),
             ("  \n", "empty"),
-            ("remote:///run/peerpod/abc.sock", "remote hypervisor"),
+            ("remote://", "socket is empty"),
             ("mock:///tmp/x", "mock"),
             ("tcp://1.2.3.4:1024", "unknown scheme"),
             ("vsock:3:1024", "scheme://"),

@@ -10,7 +10,7 @@ pub mod mgmt;
 
 use std::time::Duration;
 
-pub use agent_url::Target;
+pub use agent_url::{RemoteHybridVsock, Target};
 use kata_cr_api::AgentClient;
 pub use mgmt::Roots;
 use ttrpc::r#async::transport::Socket;
@@ -18,9 +18,12 @@ use ttrpc::r#async::Client;
 
 use crate::error::{Error, Result};
 
-/// kata-cr-agent in sandbox `sid`'s guest, on guest vsock `port`.
+/// kata-cr-agent in sandbox `sid`'s guest, on guest vsock `port`: the VM
+/// socket the Kata shim's management socket reports, or, for a remote
+/// hypervisor, the one `remote` names.
 pub async fn connect(
     roots: &Roots,
+    remote: &RemoteHybridVsock,
     sid: &str,
     port: u32,
     timeout: Duration,
@@ -33,7 +36,9 @@ pub async fn connect(
         .agent_url(sid, timeout)
         .await
         .map_err(|e| unreachable(format!("sandbox {sid}"), e))?;
-    let target = url.with_port(port);
+    let target = url
+        .with_port(port, remote.path(sid).as_deref())
+        .map_err(|e| unreachable(format!("sandbox {sid}"), e))?;
     connect_target(&target, timeout)
         .await
         .map_err(|e| unreachable(format!("{target} (sandbox {sid})"), e))
@@ -125,9 +130,15 @@ mod tests {
             let _ = tokio::io::copy_bidirectional(&mut s, &mut g).await;
         });
 
-        let client = connect(&roots, "sb", api::VSOCK_PORT, Duration::from_secs(5))
-            .await
-            .unwrap();
+        let client = connect(
+            &roots,
+            &RemoteHybridVsock::default(),
+            "sb",
+            api::VSOCK_PORT,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
         let caps = client
             .capabilities(
                 api::context_with_timeout(Duration::from_secs(5)),
@@ -148,12 +159,84 @@ mod tests {
             "sb",
             mgmt::tests::ok("hvsock:///nonexistent/vm.hvsock:1024"),
         );
-        let e = connect(&roots, "sb", 1029, Duration::from_secs(5))
-            .await
-            .err()
-            .unwrap();
+        let e = connect(
+            &roots,
+            &RemoteHybridVsock::default(),
+            "sb",
+            1029,
+            Duration::from_secs(5),
+        )
+        .await
+        .err()
+        .unwrap();
         let m = e.to_string();
         assert!(m.contains("sandbox sb"), "{m}");
         assert!(m.contains("hvsock:///nonexistent/vm.hvsock:1029"), "{m}");
+    }
+
+    /// Kata's remote hypervisor: the management socket answers `remote://`,
+    /// the setting names the sandbox's hybrid vsock, and the agent answers
+    /// there; without the setting the error says which one to set.
+    #[tokio::test]
+    async fn remote_hypervisor_through_the_setting() {
+        let d = tempfile::tempdir().unwrap();
+        let roots = Roots(vec![d.path().join("vc/sbs")]);
+        mgmt::tests::serve(
+            &d.path().join("vc/sbs"),
+            "sb",
+            mgmt::tests::ok("remote:///run/peerpod/sb/agent.sock"),
+        );
+        let e = connect(
+            &roots,
+            &RemoteHybridVsock::default(),
+            "sb",
+            api::VSOCK_PORT,
+            Duration::from_secs(5),
+        )
+        .await
+        .err()
+        .unwrap();
+        assert_eq!(e.code(), ttrpc::Code::FAILED_PRECONDITION);
+        assert!(e.to_string().contains("sandbox sb"), "{e}");
+        assert!(e.to_string().contains("remote_hybrid_vsock"), "{e}");
+
+        std::fs::create_dir_all(d.path().join("vms/sb")).unwrap();
+        let agent_sock = d.path().join("agent.sock");
+        let mut server = ttrpc::r#async::Server::new()
+            .bind(&format!("unix://{}", agent_sock.display()))
+            .unwrap()
+            .register_service(api::create_agent(Arc::new(Caps)));
+        server.start().await.unwrap();
+        let l = UnixListener::bind(d.path().join("vms/sb/vm.vsock")).unwrap();
+        tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            let mut r = BufReader::new(s);
+            let mut line = String::new();
+            r.read_line(&mut line).await.unwrap();
+            assert_eq!(line, format!("CONNECT {}\n", api::VSOCK_PORT));
+            let mut s = r.into_inner();
+            s.write_all(b"OK 1\n").await.unwrap();
+            let mut g = tokio::net::UnixStream::connect(agent_sock).await.unwrap();
+            let _ = tokio::io::copy_bidirectional(&mut s, &mut g).await;
+        });
+        let setting = RemoteHybridVsock(format!("{}/vms/{{sandbox}}/vm.vsock", d.path().display()));
+        let client = connect(
+            &roots,
+            &setting,
+            "sb",
+            api::VSOCK_PORT,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        let caps = client
+            .capabilities(
+                api::context_with_timeout(Duration::from_secs(5)),
+                &CapabilitiesRequest::new(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(caps.api_version, api::API_VERSION);
+        server.shutdown().await.unwrap();
     }
 }
