@@ -125,8 +125,8 @@ start_agent() { # start_agent [EXTRA ARGS...]: replace the running agent by one 
   if [ -n "$old" ]; then
     kill -TERM "$old" 2>/dev/null
     poll 10 eval "! kill -0 $old 2>/dev/null" || kill -KILL "$old" 2>/dev/null
+    wait_for 5 eval "! kill -0 $old 2>/dev/null"
   fi
-  wait_for 5 eval "! kill -0 ${old:-0} 2>/dev/null"
   env -i PATH="$PATH" HOME=/root setsid kata-cr-agent "${AGENT_ARGS[@]}" "$@" </dev/null \
     >>"${KATA_CR_BED_LOG_DIR:-/tmp}/kata-cr-agent.log" 2>&1 &
   poll 10 eval '[ -n "$(agent_pid)" ] && [ -S '"$AGENT_SOCK"' ]' || fail "kata-cr-agent did not start ($*)"

@@ -144,6 +144,9 @@ pub async fn checkpoint(
         discard(&op, images);
         return Err(e);
     }
+    if !req.leave_running {
+        end_workload(proc, &c, freezer.as_ref());
+    }
     let mut resp = CheckpointResponse::new();
     resp.image_dir = images.name().to_string();
     resp.image_dir_path = images.path().to_string_lossy().into_owned();
@@ -271,7 +274,11 @@ async fn dump(
         external_pidns: None,
         external_netns: setup.external_netns,
         freeze_cgroup: setup.freeze_cgroup,
-        leave_running: req.leave_running,
+        // Inside the container's pid namespace criu must not end the
+        // workload itself: the init then exits, and the kernel kills every
+        // process of the namespace, criu too, before it has finished. The
+        // daemon ends it after a successful dump instead.
+        leave_running: req.leave_running || setup.pidns.is_some(),
         tcp_established: req.tcp_established,
         file_locks: req.file_locks,
         ext_unix_sk: req.ext_unix_sk,
@@ -368,6 +375,31 @@ fn namespaces(proc: &Path, c: &Container) -> Result<Namespaces> {
         None => None,
     };
     Ok((pidns, differs("net")?))
+}
+
+/// Ends the workload after a dump the caller asked to stop it (`--exit`),
+/// as criu ends it when it runs outside the container: every process of the
+/// container's pid namespace but its init (which then exits with the
+/// workload's status), and the cgroup thawed so that they die now.
+fn end_workload(proc: &Path, c: &Container, freezer: Option<&Freezer>) {
+    let own = container::ns_inode(proc, "self", "pid").ok();
+    let theirs = container::ns_inode(proc, &c.init.to_string(), "pid").ok();
+    let victims = if theirs.is_some() && theirs != own {
+        container::pidns_members(proc, c.init)
+    } else {
+        vec![c.workload]
+    };
+    for pid in victims {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    if let Some(f) = freezer {
+        if let Err(e) = f.set_state(State::Thawed) {
+            tracing::warn!(cgroup = %f.dir().display(), error = %e, "checkpoint --exit: cannot thaw the killed workload");
+        }
+    }
 }
 
 /// Puts the freezer back into the state it had before criu ran; returns a

@@ -31,11 +31,12 @@
 //!   and the LSM label stay when the container has them; no AppArmor policy
 //!   loading; the audit login uid is the container's.
 //! - Namespaces. The root task gets a new mount namespace, the container's
-//!   pid namespace (external `extpid`) and network namespace (external
-//!   `extnet`, when the container has its own), and the time namespace criu
-//!   makes to keep clocks going; nothing else (uts and ipc are the
-//!   container's, joined by criu; user namespaces are not kata-cr's to
-//!   create). Other tasks may have mount or network namespaces of their own
+//!   pid namespace (criu's own, as criu runs inside it; or the external
+//!   `extpid` of earlier image sets) and network namespace (external
+//!   `extnet`, when the container has its own), the container's uts and ipc
+//!   namespaces (joined by criu, their images written into them), and the
+//!   time namespace criu makes to keep clocks going; nothing else (user
+//!   namespaces are not kata-cr's to create). Other tasks may have mount or network namespaces of their own
 //!   only with `CAP_SYS_ADMIN`.
 
 use std::collections::BTreeMap;
@@ -169,10 +170,19 @@ fn namespaces(what: &str, c: &Claims, g: &Grants) -> Result<()> {
             c.root_pid
         )));
     }
-    if !new.contains(&"pid") || c.pidns_key.as_deref() != Some(EXT_PID_KEY) {
+    // criu dumps and restores from inside the container's pid namespace:
+    // the root task stays in criu's own, which is the container's. Image
+    // sets of earlier kata-cr versions record it as the external `extpid`,
+    // which a restore also maps to the container's.
+    let pid_ok = if new.contains(&"pid") {
+        c.pidns_key.as_deref() == Some(EXT_PID_KEY)
+    } else {
+        c.pidns_key.is_none()
+    };
+    if !pid_ok {
         return Err(refuse(format!(
-            "{what}: the root task's pid namespace is not the external one kata-cr records \
-             (key {EXT_PID_KEY:?}; image: {})",
+            "{what}: the root task's pid namespace is neither criu's own (the container's) nor \
+             the external one kata-cr records (key {EXT_PID_KEY:?}; image: {})",
             c.pidns_key.as_deref().unwrap_or("none")
         )));
     }
@@ -195,10 +205,12 @@ fn namespaces(what: &str, c: &Claims, g: &Grants) -> Result<()> {
     }
     // A time namespace is criu's own doing: it restores a tree in a new one
     // to keep its clocks going (with the offsets of timens-*.img), so a
-    // workload restored once is in one at its next dump.
+    // workload restored once is in one at its next dump. uts and ipc are
+    // dumped as runc dumps them; a restore writes them into the container's
+    // own (criu's --join-ns).
     if let Some(other) = new
         .iter()
-        .find(|k| !matches!(**k, "mnt" | "pid" | "net" | "time"))
+        .find(|k| !matches!(**k, "mnt" | "pid" | "net" | "time" | "uts" | "ipc"))
     {
         return Err(refuse(format!(
             "{what}: the image asks for a new {other} namespace, which kata-cr never records and \
@@ -1049,13 +1061,13 @@ mod tests {
             &grants("ctr", &mi),
             &["restore into the agent's network"],
         );
-        // A new uts namespace.
+        // A new user namespace (uts and ipc are the container's own).
         let (mut src, mi) = corpus("ctr");
         edit(&mut src, &ids, magic::IDS, |i| {
-            i.set(8, RawValue::Varint(999));
+            i.set(10, RawValue::Varint(999));
             true
         });
-        refused(&src, &grants("ctr", &mi), &["new uts namespace"]);
+        refused(&src, &grants("ctr", &mi), &["new user namespace"]);
         // A time namespace (a workload criu restored once): criu's own.
         let (mut src, mi) = corpus("ctr");
         let all: Vec<String> = src
@@ -1086,7 +1098,7 @@ mod tests {
         refused(
             &src,
             &grants("ctr", &mi),
-            &["pid namespace is not the external one"],
+            &["pid namespace is neither criu's own"],
         );
     }
 }
