@@ -3,7 +3,8 @@
 #   make test     every test: format, lints, unit tests, end-to-end suites in the test bed,
 #                 the real kubelet A/B (make kubelet-test), the Kata side in a real VM
 #                 (make vm-test)
-#   make bench    benchmarks (figures against vanilla runc, measured in the same run)
+#   make bench    the benchmark report: figures against vanilla runc measured in the same run,
+#                 a table and plots in target/bench-report/ (integration/bench)
 #   make install  binaries and configs onto this host (DESTDIR/PREFIX honoured)
 #   make guest-image ROOTFS_DIR=DIR | GUEST_IMAGE=FILE | GUEST_INITRD=FILE [CRIU_DEBS=DIR]
 #                 criu and kata-cr-agent into a Kata guest (guest-overlay/README.md)
@@ -66,8 +67,13 @@ install-test: build
 vm-test: build
 	integration/vm/run -- integration/vm/proof.sh
 
-bench: build
-	$(TESTBED) run -- integration/bench/run.sh
+# The benchmark report (integration/bench): measured in the test bed, then the table
+# (printed, and target/bench-report/report.md) and its plots, made here on the host.
+BENCH_OUT := target/bench-report
+bench: deps build
+	BENCH_REV=$$(git rev-parse --short HEAD)$$(git diff --quiet HEAD -- . || echo -dirty) \
+		$(TESTBED) run -- integration/bench/run.sh
+	$(RELEASE)/kata-cr-bench report --dir $(BENCH_OUT)
 
 demo: deps build
 	$(TESTBED) run -- integration/demo.sh

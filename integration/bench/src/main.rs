@@ -5,12 +5,20 @@
 //! Usage: kata-cr-bench rpc --direct ADDR --direct-version N --proxied ADDR --id ID [-n COUNT]
 //!        kata-cr-bench hog MIB   (a workload: holds MIB MiB of touched,
 //!                                 incompressible memory, then sleeps)
+//!        kata-cr-bench latency|report ...   (see `commands`)
 
 use std::time::{Duration, Instant};
 
 use containerd_shim_protos::api::StateRequest;
 use protobuf::Message;
 use ttrpc::r#async::Client;
+
+mod commands;
+mod floor;
+mod latency;
+mod record;
+mod report;
+mod stats;
 
 struct Opts {
     direct: String,
@@ -80,6 +88,8 @@ fn hog(mib: usize) -> ! {
         chunk.copy_from_slice(&b[..chunk.len()]);
     }
     println!("hog: holding {mib} MiB");
+    // The benchmark waits for this file before it measures.
+    let _ = std::fs::write("/tmp/hog-ready", format!("{mib}\n"));
     loop {
         std::thread::sleep(Duration::from_secs(3600));
         std::hint::black_box(&buf);
@@ -87,6 +97,9 @@ fn hog(mib: usize) -> ! {
 }
 
 fn main() {
+    if let Some(code) = commands::dispatch() {
+        std::process::exit(code);
+    }
     let mut a = std::env::args().skip(1);
     if a.next().as_deref() == Some("hog") {
         match a.next().and_then(|v| v.parse().ok()) {
