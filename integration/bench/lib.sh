@@ -26,6 +26,23 @@ record() {
 }
 meta() { printf '%s\t%s\n' "$1" "$2" >>"$OUT/meta.tsv"; }
 
+# A failed operation gives no figure, and is not hidden either: it is
+# written to failures.txt (the report shows it) and tried once more.
+# attempt WHAT CMD... : CMD's output on success
+attempt() {
+  local what=$1 out err
+  shift
+  err=$(mktemp)
+  if out=$("$@" 2>"$err"); then rm -f "$err"; printf '%s' "$out"; return 0; fi
+  { printf '%s: %s failed, tried again:\n' "$(date -u +%T)" "$what"; sed 's/^/    /' "$err" | head -30; } >>"$OUT/failures.txt"
+  say "$what failed; trying once more (failures.txt)"
+  sleep 1.05
+  if out=$("$@" 2>"$err"); then rm -f "$err"; printf '%s' "$out"; return 0; fi
+  cat "$err" >&2
+  rm -f "$err"
+  die "$what failed twice"
+}
+
 since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.6f", b-a}'; }
 mib_per_s() { awk -v m="$1" -v s="$2" 'BEGIN{printf "%.3f", m/s}'; }
 

@@ -21,7 +21,7 @@ SECTIONS=${BENCH_SECTIONS:-rpc start sizes cri pods}
 [ -x "$BENCH" ] || die "$BENCH missing (make build)"
 
 mkdir -p "$OUT"
-rm -f "$OUT/raw.tsv" "$OUT/meta.tsv" "$OUT/rpc-samples.tsv" "$OUT/.cleanup"
+rm -f "$OUT/raw.tsv" "$OUT/meta.tsv" "$OUT/rpc-samples.tsv" "$OUT/failures.txt" "$OUT/.cleanup"
 trap cleanup_all EXIT
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 meta started "$(date -u +%Y-%m-%dT%H:%M:%SZ)"

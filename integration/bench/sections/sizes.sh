@@ -10,25 +10,27 @@ mkdir -p "$WORK" "$OTHER"
 # checkpoint --image-path` also makes one for any runtime but runc's (the
 # client skips it only for io.containerd.runc.v2): one checkpoint of a
 # container per second, and their images removed.
-declare -A last_ck=()
-gap() { # gap ID
-  sleep "$(awk -v l="${last_ck[$1]:-0}" -v n="$EPOCHREALTIME" 'BEGIN{w=l+1.05-n; printf "%.3f", (w>0)?w:0}')"
-  last_ck[$1]=$EPOCHREALTIME
+gap() { # gap ID (kept in a file: callers run in subshells)
+  local f=$OUT/.last-checkpoint-$1
+  sleep "$(awk -v l="$(cat "$f" 2>/dev/null || echo 0)" -v n="$EPOCHREALTIME" 'BEGIN{w=l+1.05-n; printf "%.3f", (w>0)?w:0}')"
+  echo "$EPOCHREALTIME" >"$f"
 }
 rm_checkpoint_images() {
   ctr -n $NS images ls -q | grep '^containerd.io/checkpoint/bench-' | while read -r ref; do
     ctr -n $NS images rm "$ref" >/dev/null || die "ctr images rm $ref failed"
   done
 }
-checkpoint_to() { # checkpoint_to ID DIR -> seconds
+checkpoint_once() { # checkpoint_once ID DIR -> seconds
   local t0 s
   gap "$1"
+  rm -rf "$2"
   t0=$EPOCHREALTIME
-  ctr -n $NS t checkpoint --image-path "$2" "$1" >/dev/null || die "checkpoint of $1 into $2 failed"
+  ctr -n $NS t checkpoint --image-path "$2" "$1" >/dev/null || return 1
   s=$(since "$t0")
-  [ -f "$2/inventory.img" ] || die "checkpoint of $1 left no inventory.img in $2"
+  [ -f "$2/inventory.img" ] || { echo "no inventory.img in $2" >&2; return 1; }
   echo "$s"
 }
+checkpoint_to() { attempt "ctr t checkpoint $1" checkpoint_once "$1" "$2"; }
 
 for w in $SIZES; do
   say "checkpoint and restore: $w"
@@ -70,7 +72,7 @@ for w in $SIZES; do
       gap "$id"
       mark=$(log_mark)
       t0=$EPOCHREALTIME
-      ctr -n $NS c checkpoint --task "$id" "$ref" >/dev/null || die "ctr c checkpoint --task $id ($rt) failed"
+      attempt "ctr c checkpoint --task $id" ctr -n $NS c checkpoint --task "$id" "$ref" >/dev/null
       if [ "$rt" = kata-cr ] && [ "$w" = 1024 ]; then
         record stage.ms kata-cr ctr-task "$i" "$(stage_ms "$mark" "$id" checkpoint)"
       fi
@@ -88,6 +90,6 @@ for w in $SIZES; do
       ctr -n $NS images rm "$ref" >/dev/null 2>&1 || true
     done
   done
-  for rt in runc kata-cr; do rm_ctr "${cid[$rt]}"; done
+  for rt in runc kata-cr; do rm_ctr "${cid[$rt]}"; rm -f "$OUT/.last-checkpoint-${cid[$rt]}"; done
   rm_checkpoint_images
 done

@@ -118,7 +118,13 @@ fn across_runs(rows: &[Row], hist: &History) -> String {
     s
 }
 
-pub fn render(meta: &Meta, rows: &[Row], hist: &History, plots: &[(String, String)]) -> String {
+pub fn render(
+    meta: &Meta,
+    rows: &[Row],
+    hist: &History,
+    plots: &[(String, String)],
+    failures: &str,
+) -> String {
     let mut s = String::from("# kata-cr benchmark report\n\n");
     let m = |k: &str| meta.get(k).unwrap_or("?").to_string();
     let _ = writeln!(
@@ -147,6 +153,12 @@ pub fn render(meta: &Meta, rows: &[Row], hist: &History, plots: &[(String, Strin
           measured in the same run; for throughputs, how many times slower than \
           `dd` into the same filesystem).\n\n";
     s += &table(rows);
+    if !failures.is_empty() {
+        s += "\nOperations that failed during the run and were tried again (no figure \
+              comes from a failed attempt):\n\n```\n";
+        s += failures;
+        s += "```\n";
+    }
     let _ = writeln!(
         s,
         "\n## Across runs ({} runs in history.tsv)\n",

@@ -49,10 +49,14 @@ pub fn main(args: &[String]) -> Result<(), String> {
             .map_err(|e| format!("{}: {e}", hist_path.display()))?;
     }
     let plots = plot::draw_all(&dir, &font, &data, &samples)?;
-    let md = markdown::render(&meta, &rows, &hist, &plots);
+    let failures = read("failures.txt").unwrap_or_default();
+    let md = markdown::render(&meta, &rows, &hist, &plots, &failures);
     std::fs::write(dir.join("report.md"), &md)
         .map_err(|e| format!("{}/report.md: {e}", dir.display()))?;
     print!("{}", markdown::table(&rows));
+    if !failures.is_empty() {
+        println!("\nFailed and tried again (failures.txt):\n{failures}");
+    }
     println!(
         "\nreport: {}/report.md ({} plots; history of {} runs)",
         dir.display(),
