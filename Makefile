@@ -4,7 +4,8 @@
 #                 on containerd 2.x and what differs on 1.7 (make e2e-1.7), the real kubelet
 #                 A/B (make kubelet-test), the same suites against the real Kata (make kata-e2e,
 #                 when Kata's binaries are found), the Kata side in a real VM (make vm-test)
-#   make bench    benchmarks (figures against vanilla runc, measured in the same run)
+#   make bench    the benchmark report: figures against vanilla runc measured in the same run,
+#                 a table and plots in target/bench-report/ (integration/bench)
 #   make fuzz     longer runs of the property tests of untrusted-input parsers (FUZZ_CASES)
 #   make install  binaries and configs onto this host (DESTDIR/PREFIX honoured)
 #   make guest-image ROOTFS_DIR=DIR | GUEST_IMAGE=FILE | GUEST_INITRD=FILE [CRIU_DEBS=DIR]
@@ -121,8 +122,13 @@ install-test: build
 vm-test: build
 	integration/vm/run -- integration/vm/proof.sh
 
-bench: build
-	$(TESTBED) run -- integration/bench/run.sh
+# The benchmark report (integration/bench): measured in the test bed, then the table
+# (printed, and target/bench-report/report.md) and its plots, made here on the host.
+BENCH_OUT := target/bench-report
+bench: deps build
+	BENCH_REV=$$(git rev-parse --short HEAD)$$(git diff --quiet HEAD -- . || echo -dirty) \
+		$(TESTBED) run -- integration/bench/run.sh
+	$(RELEASE)/kata-cr-bench report --dir $(BENCH_OUT)
 
 demo: deps build
 	$(TESTBED) run -- integration/demo.sh

@@ -25,6 +25,8 @@ declare -A needfile=(
   # to build virtiofsd (below)
   [/usr/include/seccomp.h]=libseccomp-dev
   [/usr/include/cap-ng.h]=libcap-ng-dev
+  # the text of the benchmark report's plots (make bench)
+  [/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf]=fonts-dejavu-core
 )
 
 missing=()

@@ -29,7 +29,7 @@ pub fn root_is_read_only(mountinfo: &str) -> bool {
             let options = f.next()?;
             (mount_point == "/").then_some(options)
         })
-        .last()
+        .next_back()
         .is_some_and(|opts| opts.split(',').any(|o| o == "ro"))
 }
 

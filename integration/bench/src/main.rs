@@ -1,7 +1,9 @@
 //! kata-cr-bench: measures what the proxy adds to one Task RPC. It calls
 //! `State` on the inner shim directly and through the proxy, interleaved so
 //! both see the same machine, and prints p50/p99 of each and the difference.
-//! Its `hog` subcommand is a workload for the checkpoint benchmarks.
+//! Its `hog` subcommand is a workload for the checkpoint benchmarks; the
+//! benchmark report's own subcommands (`latency`, `echo`, `report`) are
+//! dispatched first (see `commands`).
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -10,6 +12,13 @@ use clap::{Parser, Subcommand};
 use containerd_shim_protos::api::StateRequest;
 use protobuf::Message;
 use ttrpc::r#async::Client;
+
+mod commands;
+mod floor;
+mod latency;
+mod record;
+mod report;
+mod stats;
 
 #[derive(Parser)]
 #[command(
@@ -83,6 +92,8 @@ fn hog(mib: usize) -> ! {
         chunk.copy_from_slice(&b[..chunk.len()]);
     }
     println!("hog: holding {mib} MiB");
+    // The benchmark waits for this file before it measures.
+    let _ = std::fs::write("/tmp/hog-ready", format!("{mib}\n"));
     loop {
         std::thread::sleep(Duration::from_secs(3600));
         std::hint::black_box(&buf);
@@ -90,6 +101,9 @@ fn hog(mib: usize) -> ! {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = commands::dispatch() {
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     match Cli::parse().command {
         Command::Hog { mib } => hog(mib),
         Command::Rpc(o) => {

@@ -29,6 +29,7 @@ pub async fn prepare(backend: &AgentBackend, c: &Container, checkpoint: &Path) -
     // planted is in the way, and the agent removes it through its view.
     let name = staging::new_private_name();
     let (src, n) = (checkpoint.to_path_buf(), name.clone());
+    let t0 = std::time::Instant::now();
     let staged = crate::blocking::run("stage the image set in", move || {
         if !src.join("inventory.img").is_file() {
             return Err(Error::InvalidArgument(format!(
@@ -40,7 +41,8 @@ pub async fn prepare(backend: &AgentBackend, c: &Container, checkpoint: &Path) -
     })
     .await
     .map_err(|e| e.context(format!("restore of container {id}")))?;
-    tracing::info!(id, files = staged.files.len(), bytes = staged.bytes, dir = %name, "restore: images staged");
+    tracing::info!(id, files = staged.files.len(), bytes = staged.bytes, dir = %name,
+        stage_ms = t0.elapsed().as_millis() as u64, "restore: images staged");
     Ok(name)
 }
 
