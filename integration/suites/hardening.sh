@@ -553,7 +553,7 @@ t_five_concurrent() {
     for n in "${ids[@]}"; do
       [ -f "$E2E_CASE_DIR/$n/inventory.img" ] || info "[$RT] $n: $(head -c 300 "$E2E_CASE_DIR/$n.out")"
       wait_status "$n" RUNNING
-      slow_counting "$n" || lost=$((lost + 1))
+      slow_counting "$n" || { lost=$((lost + 1)); info "[$RT] $n stopped counting: status $(c_status "$n"), freezer $(freezer_of_pid "$(task_pid "$n")"), counter $(counter "$n")"; }
     done
     printf -v "five_${RT//-/_}" '%s/5 checkpoints' "$ok"
     expect_eq "[$RT] concurrent checkpoints that succeeded" 5 "$ok"
