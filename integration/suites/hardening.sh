@@ -118,6 +118,9 @@ after_case() { # after_case [ID...]
   left=$(leftover_processes)
   [ -z "$left" ] || fail "processes left behind: $left"
 }
+running_thawed() { # running_thawed ID: RUNNING and its cgroup not frozen
+  [ "$(c_status "$1")" = RUNNING ] && [ "$(freezer_of_pid "$(task_pid "$1")")" = THAWED ]
+}
 agent_pid() { pgrep -x kata-cr-agent | head -n 1; }
 agent_rss_peak_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$(agent_pid)/status"; }
 start_agent() { # start_agent [EXTRA ARGS...]: replace the running agent by one with these arguments
@@ -297,23 +300,16 @@ t_agent_killed_mid_dump() {
   [ "$rc" != 0 ] || fail "the checkpoint succeeded although the agent was killed"
   info "checkpoint: exit $rc: $(head -c 300 "$E2E_CASE_DIR/ck.out" | tr '\n' ' ')"
   poll 10 eval '[ -z "$(pgrep -f -- "$KATA_CRIU")" ]' || fail "criu outlived kata-cr-agent: $(pgrep -a -f -- "$KATA_CRIU")"
-  # ctr resumes the task after the failed checkpoint. criu had thawed the cgroup
-  # while it worked; the agent's guard froze it again when the agent died. If that
-  # came first, the resume thawed it: RUNNING. If ctr's resume came first, it found
-  # the cgroup thawed and failed, then the guard froze it: PAUSED and frozen alike,
-  # and a resume works (the proxy side is to do it). Never PAUSED but thawed.
-  local how=resumed-by-ctr st fz
-  poll 10 eval '[ "$(c_status '"$id"')" = RUNNING ] || [ "$(freezer_of_pid "$(task_pid '"$id"')")" = FROZEN ]'
+  # ctr resumes the task after the failed checkpoint. criu had thawed the cgroup while
+  # it worked; the agent's guard freezes it again as the engine left it when the agent
+  # dies, which may come after ctr's resume (then that resume failed). The proxy
+  # resumes a task the client paused for a checkpoint that failed: RUNNING, thawed,
+  # whatever came first, and nobody resumes by hand.
+  local st fz
+  poll 20 running_thawed "$id"
   st=$(c_status "$id"); fz=$(freezer_of_pid "$(task_pid "$id")")
   info "after the killed dump: status $st, freezer $fz"
-  case "$st/$fz" in
-    RUNNING/THAWED) ;;
-    PAUSED/FROZEN)
-      how=paused-consistently
-      must ctr t resume "$id" >/dev/null || exit 1 ;;
-    *) fail "status $st with the freezer $fz after the agent was killed mid-dump" ;;
-  esac
-  wait_status "$id" RUNNING
+  [ "$st/$fz" = RUNNING/THAWED ] || fail "status $st with the freezer $fz 20 s after the agent was killed mid-dump; $(task_procs "$id")"
   expect_eq "freezer after the killed dump" THAWED "$(freezer_of_pid "$(task_pid "$id")")"
   counting "$id" || fail "the workload does not run after the agent was killed mid-dump"
   [ "$(counter "$id")" -gt "$before" ] || lost=$((lost + 1))
@@ -324,7 +320,7 @@ t_agent_killed_mid_dump() {
   must ctr t checkpoint --image-path "$E2E_CASE_DIR/img2" "$id" >/dev/null || exit 1
   expect_eq "data lost" 0 "$lost"
   after_case "$id"
-  row "kata-cr-agent SIGKILLed mid-dump" "-" "criu gone, $how, thawed; dir removed at agent start" "$lost"
+  row "kata-cr-agent SIGKILLed mid-dump" "-" "criu gone, RUNNING, thawed; dir removed at agent start" "$lost"
 }
 
 # Issue 9 item 4: criu stopped mid-dump. The dump's time bound (--dump-timeout, 5 s
@@ -358,6 +354,151 @@ t_criu_stopped_mid_dump() {
   agent_back
   after_case "$id"
   row "criu SIGSTOPped mid-dump" "-" "killed at --dump-timeout (${took}s), RUNNING, thawed" "$lost"
+}
+
+# A client deadline shorter than the checkpoint (crictl's default is 2 s): containerd's
+# client pauses the task, its Checkpoint runs out of time, and its deferred Resume, made
+# with the same expired context, is never sent. runc's task stays as the cut checkpoint
+# left it; kata-cr's checkpoint completes on its own and the proxy resumes the task
+# the client paused for it.
+t_client_deadline() {
+  local id out rc st fz lost=0 before files
+  for RT in runc kata-cr; do
+    id=$(uid dl)
+    c_run_d "$id" sh -c "$BIG" || exit 1
+    wait_status "$id" RUNNING
+    poll 60 counting "$id" || fail "not counting before the checkpoint"
+    before=$(counter "$id")
+    out=$(timeout 90 ctr --timeout 1s t checkpoint --image-path "$E2E_CASE_DIR/$RT-img" "$id" 2>&1); rc=$?
+    [ "$rc" != 124 ] || fail "[$RT] ctr --timeout 1s t checkpoint did not return within 90 s"
+    [ "$rc" != 0 ] || fail "[$RT] the checkpoint finished within the 1 s deadline: nothing was tested"
+    info "[$RT] checkpoint: exit $rc: $(head -c 200 <<<"$out" | tr '\n' ' ')"
+    if [ "$RT" = runc ]; then
+      poll 20 running_thawed "$id"
+      st=$(c_status "$id"); fz=$(freezer_of_pid "$(task_pid "$id")")
+      res_runc="$st, freezer $fz 20 s later (criu left:$(kill_runc_criu))"
+      [ "$st" = RUNNING ] || ctr t resume "$id" >/dev/null 2>&1
+      continue
+    fi
+    poll 60 running_thawed "$id" || fail "status $(c_status "$id"), freezer $(freezer_of_pid "$(task_pid "$id")") 60 s after the deadline; $(task_procs "$id")"
+    counting "$id" || fail "the workload does not run after the cut checkpoint"
+    [ "$(counter "$id")" -gt "$before" ] || lost=$((lost + 1))
+    files=$(ls "$E2E_CASE_DIR/$RT-img" 2>/dev/null | wc -l)
+    info "[$RT] the cut checkpoint completed on its own: $files files in its image path"
+    after_case "$id"
+    must ctr t checkpoint --image-path "$E2E_CASE_DIR/$RT-img2" "$id" >/dev/null || exit 1
+    [ -f "$E2E_CASE_DIR/$RT-img2/inventory.img" ] || fail "the later checkpoint wrote no inventory.img"
+    wait_status "$id" RUNNING
+    after_case "$id"
+  done
+  expect_eq "data lost" 0 "$lost"
+  # shellcheck disable=SC2154 # set above
+  row "client deadline (1 s) < checkpoint" "$res_runc" "RUNNING, thawed; a later checkpoint works" "$lost"
+}
+
+# ------------------------------------------------------------------ containerd restarts
+# containerd killed (SIGKILL) and started again as the bed starts it (conformance.sh
+# does the same for a running task).
+containerd_pid() {
+  local p n=0 found=""
+  for p in /proc/[0-9]*; do
+    [ "$(cat "$p/comm" 2>/dev/null)" = containerd ] && { found=${p#/proc/}; n=$((n + 1)); }
+  done
+  [ "$n" = 1 ] && echo "$found"
+}
+restart_containerd() {
+  local pid
+  pid=$(containerd_pid) || fail "not exactly one containerd process"
+  kill -KILL "$pid"
+  poll 10 eval "! kill -0 $pid" || fail "containerd $pid did not die"
+  env -i PATH="$PATH" HOME=/root setsid containerd --config /etc/containerd/config.toml \
+    </dev/null >>"${KATA_CR_BED_LOG_DIR:-/var/log/kata-cr-bed}/containerd.log" 2>&1 &
+  poll 30 ctr version || fail "containerd did not come back"
+  info "containerd restarted (pid $pid -> $(containerd_pid))"
+}
+# After a case: the container's task and container removed, its proxy gone with them.
+gone_with_its_proxy() { # gone_with_its_proxy ID
+  ctr t kill -a -s KILL "$1" >/dev/null 2>&1
+  poll 10 eval "[ -z \"\$(c_status $1)\" ] || [ \"\$(c_status $1)\" = STOPPED ]"
+  ctr t rm -f "$1" >/dev/null 2>&1
+  must ctr c rm "$1" >/dev/null || exit 1
+  poll 10 eval "[ -z \"\$(proxies_of $1)\" ]" || fail "orphan proxy of $1: $(proxies_of "$1")"
+}
+
+t_containerd_restart_mid_checkpoint() {
+  RT=kata-cr
+  local id lost=0 ck rc before; id=$(uid rck)
+  c_run_d "$id" sh -c "$BIG" || exit 1
+  wait_status "$id" RUNNING
+  poll 60 counting "$id" || fail "not counting before the checkpoint"
+  before=$(counter "$id")
+  timeout 90 ctr t checkpoint --image-path "$E2E_CASE_DIR/img" "$id" >"$E2E_CASE_DIR/ck.out" 2>&1 & ck=$!
+  poll 20 eval '[ -n "$(kata_criu_pids)" ]' || fail "criu never started"
+  restart_containerd
+  wait "$ck"; rc=$?
+  info "checkpoint: exit $rc: $(head -c 300 "$E2E_CASE_DIR/ck.out" | tr '\n' ' ')"
+  poll 60 running_thawed "$id" || fail "status $(c_status "$id"), freezer $(freezer_of_pid "$(task_pid "$id")") 60 s after the restart; $(task_procs "$id")"
+  counting "$id" || fail "the workload does not run after the restart"
+  [ "$(counter "$id")" -gt "$before" ] || lost=$((lost + 1))
+  expect_eq "exec after the restart" ok "$(ctr t exec --exec-id "e$RANDOM" "$id" echo ok 2>&1)"
+  expect_eq "proxies serving $id" 1 "$(proxies_of "$id" | count)"
+  local sock; sock=$(tr '\0' '\n' <"/proc/$(proxies_of "$id")/cmdline" | grep -o '"socket":"[^"]*"' | head -n 1 | cut -d'"' -f4)
+  [ -S "$sock" ] || fail "the proxy's socket '$sock' is not there"
+  expect_eq "mode of the proxy's socket $sock" 600 "$(stat -c %a "$sock")"
+  after_case "$id"
+  must ctr t checkpoint --image-path "$E2E_CASE_DIR/img2" "$id" >/dev/null || exit 1
+  wait_status "$id" RUNNING
+  after_case "$id"
+  gone_with_its_proxy "$id"
+  expect_eq "data lost" 0 "$lost"
+  row "containerd restarted mid-checkpoint" "-" "RUNNING, thawed, exec ok, one proxy (socket 0600)" "$lost"
+}
+
+# The restore of a 256 MiB workload (ctr c restore --live) with containerd killed while
+# criu restores it: afterwards the task runs with exec working, the init in the
+# workload's mount namespace without the capability lent for it, or it is cleanly gone.
+t_containerd_restart_mid_restore() {
+  RT=kata-cr
+  local id ref how init child rs; id=$(uid rrs); ref=localhost/hardening-$id:1
+  c_run_d "$id" sh -c ": $(mark); $BIG" || exit 1
+  wait_status "$id" RUNNING
+  poll 60 counting "$id" || fail "not counting before the checkpoint"
+  must ctr c checkpoint --task "$id" "$ref" >/dev/null || exit 1
+  must ctr t kill -s KILL "$id" >/dev/null || exit 1
+  wait_status "$id" STOPPED
+  must ctr t rm "$id" >/dev/null || exit 1
+  must ctr c rm "$id" >/dev/null || exit 1
+  track_ctr "$id"
+  timeout 120 ctr c restore --live "$id" "$ref" >"$E2E_CASE_DIR/rs.out" 2>&1 & rs=$!
+  poll 30 eval '[ -n "$(kata_criu_pids)" ]' || fail "criu restore never started: $(cat "$E2E_CASE_DIR/rs.out")"
+  restart_containerd
+  wait "$rs"
+  info "restore: $(head -c 300 "$E2E_CASE_DIR/rs.out" | tr '\n' ' ')"
+  poll 60 eval "[ \"\$(c_status $id)\" = RUNNING ] || { [ -z \"\$(kata_criu_pids)\" ] && [ \"\$(c_status $id)\" != CREATED ]; }" \
+    || fail "60 s after the restart: status '$(c_status "$id")'; $(task_procs "$id")"
+  case "$(c_status "$id")" in
+    RUNNING)
+      how=running
+      poll 30 counting "$id" || fail "restored but not counting"
+      expect_eq "exec after the restart" ok "$(ctr t exec --exec-id "e$RANDOM" "$id" echo ok 2>&1)"
+      init=$(task_pid "$id")
+      child=$(pgrep -P "$init" | head -n 1)
+      [ -n "$child" ] || fail "the init $init has no workload child"
+      expect_eq "the init's mount namespace is the workload's" "$(readlink "/proc/$child/ns/mnt")" "$(readlink "/proc/$init/ns/mnt")"
+      local eff; eff=$(awk '/^CapEff:/ {print $2}' "/proc/$init/status")
+      [ $(( 0x$eff & (1 << 21) )) = 0 ] || fail "the init kept CAP_SYS_ADMIN (CapEff $eff)"
+      after_case "$id" ;;
+    STOPPED|"")
+      how="cleanly gone ($(c_status "$id"))"
+      local left; left=$(pgrep -a -f -- "$(mark)" | grep -v -e pgrep -e "$$")
+      [ -z "$left" ] || fail "restored processes left behind: $left"
+      after_case ;;
+    *) fail "status $(c_status "$id") after the restart" ;;
+  esac
+  gone_with_its_proxy "$id"
+  ctr images rm "$ref" >/dev/null 2>&1
+  info "after the restart: $how"
+  row "containerd restarted mid-restore" "-" "$how, no images in the rootfs, no proxy left" 0
 }
 
 # ------------------------------------------------------------------ planted names
@@ -412,7 +553,7 @@ t_five_concurrent() {
     for n in "${ids[@]}"; do
       [ -f "$E2E_CASE_DIR/$n/inventory.img" ] || info "[$RT] $n: $(head -c 300 "$E2E_CASE_DIR/$n.out")"
       wait_status "$n" RUNNING
-      slow_counting "$n" || lost=$((lost + 1))
+      slow_counting "$n" || { lost=$((lost + 1)); info "[$RT] $n stopped counting: status $(c_status "$n"), freezer $(freezer_of_pid "$(task_pid "$n")"), counter $(counter "$n")"; }
     done
     printf -v "five_${RT//-/_}" '%s/5 checkpoints' "$ok"
     expect_eq "[$RT] concurrent checkpoints that succeeded" 5 "$ok"
@@ -423,6 +564,64 @@ t_five_concurrent() {
   row "5 concurrent checkpoints" "$five_runc" "$five_kata_cr" "$lost"
 }
 
+# ------------------------------------------------------------------ soak
+# 30 containers in one pod, 200 execs spread over them, then SOAK_CYCLES (50) CRI
+# checkpoint/restore cycles of one of them: the pod's proxy keeps its file descriptors
+# and RSS, and the disk kata-cr and containerd use stays flat. First figures after a
+# warm-up (20 execs, one cycle), last at the end; bounds below.
+SOAK_FD_BOUND=4        # descriptors
+SOAK_RSS_BOUND_KB=4096
+SOAK_DISK_BOUND_KB=20480
+soak_figures() { # soak_figures PROXY_PID: fds rss_kB disk_kB
+  printf '%s %s %s\n' "$(find "/proc/$1/fd" -mindepth 1 | wc -l)" \
+    "$(awk '/^VmRSS:/ {print $2}' "/proc/$1/status")" \
+    "$(du -skx /var/lib/containerd /run/containerd /run/kata-cr 2>/dev/null | awk '{s += $1} END {print s}')"
+}
+t_soak() {
+  RT=kata-cr
+  local d=$E2E_CASE_DIR pod n c i ids=() proxy first last cycles=${SOAK_CYCLES:-50}
+  pod_json "$(uid soak)" "$d/pod.json"
+  pod=$(must crictl runp --runtime "$(rt_cri)" "$d/pod.json") || exit 1
+  track_pod "$pod"
+  for n in $(seq 0 29); do
+    ctr_json "s$n" "$d/s$n.json" "$CALM"
+    c=$(must crictl create "$pod" "$d/s$n.json" "$d/pod.json") || exit 1
+    must crictl start "$c" >/dev/null || exit 1
+    ids+=("$c")
+  done
+  proxy=$(proxies_of "$pod")
+  [ "$(wc -w <<<"$proxy")" = 1 ] || fail "want one proxy for the pod, got '$proxy'"
+  soak_cycle() { # one CRI checkpoint/restore of ids[0]
+    echo "${ids[0]}" >>"$d/cycled"
+    rm -f "$d/ck.tar"
+    must crictl checkpoint --export="$d/ck.tar" "${ids[0]}" >/dev/null || exit 1
+    must crictl rm -f "${ids[0]}" >/dev/null || exit 1
+    jq --arg t "$d/ck.tar" '.image.image = $t' "$d/s0.json" >"$d/s0-r.json"
+    ids[0]=$(must crictl create "$pod" "$d/s0-r.json" "$d/pod.json") || exit 1
+    must crictl start "${ids[0]}" >/dev/null || exit 1
+  }
+  for i in $(seq 1 200); do
+    must crictl exec -s "${ids[$((i % 30))]}" true >/dev/null || exit 1
+    if [ "$i" = 20 ]; then soak_cycle; first=$(soak_figures "$proxy"); fi
+  done
+  for i in $(seq 2 "$cycles"); do soak_cycle; done
+  rm -f "$d/ck.tar"
+  wait_cri_state "${ids[0]}" CONTAINER_RUNNING
+  expect_eq "distinct containers checkpointed and restored" "$cycles" "$(sort -u "$d/cycled" | wc -l)"
+  last=$(soak_figures "$proxy")
+  local f0 r0 k0 f1 r1 k1
+  read -r f0 r0 k0 <<<"$first"; read -r f1 r1 k1 <<<"$last"
+  info "proxy fds $f0 -> $f1, proxy RSS ${r0} kB -> ${r1} kB, disk ${k0} kB -> ${k1} kB ($cycles cycles, 200 execs, 30 containers)"
+  [ "$f1" -le $((f0 + SOAK_FD_BOUND)) ] || fail "the proxy's descriptors grew: $f0 -> $f1"
+  [ "$r1" -le $((r0 + SOAK_RSS_BOUND_KB)) ] || fail "the proxy's RSS grew: $r0 -> $r1 kB"
+  [ "$k1" -le $((k0 + SOAK_DISK_BOUND_KB)) ] || fail "disk use grew: $k0 -> $k1 kB"
+  for c in "${ids[@]}"; do
+    [ "$(cri_state "$c")" = CONTAINER_RUNNING ] || fail "container $c: $(cri_state "$c")"
+  done
+  after_case
+  row "soak: 30 ctrs, 200 execs, $cycles C/R" "-" "fds $f0->$f1, RSS ${r0}->${r1} kB, disk ${k0}->${k1} kB" 0
+}
+
 e2e_cases() {
   rm -f "$TABLE"
   case_ "crafted external mount archive (/dev/shm -> host dir) is refused" t_ext_mount_archive
@@ -430,11 +629,15 @@ e2e_cases() {
   case_ "crafted core-*.img asking for CAP_SYS_ADMIN is refused" t_core_caps
   case_ "kata-cr-agent SIGKILLed mid-dump: running, thawed, nothing left" t_agent_killed_mid_dump
   case_ "criu SIGSTOPped mid-dump: time bound, container resumes" t_criu_stopped_mid_dump
+  case_ "a client deadline shorter than the checkpoint: RUNNING after" t_client_deadline
+  case_ "containerd restarted mid-checkpoint: RUNNING, exec, no litter" t_containerd_restart_mid_checkpoint
+  case_ "containerd restarted mid-restore: running or cleanly gone" t_containerd_restart_mid_restore
   case_ "/.kata-cr planted as a symlink: checkpoint ok, no trace" t_planted_symlink
   case_ "/.kata-cr planted as a file: checkpoint ok, no trace" t_planted_file
   case_ "/.kata-cr planted as a fifo: checkpoint ok, no trace" t_planted_fifo
   case_ "/.kata-cr planted as a full directory: checkpoint ok, no trace" t_planted_dir
   case_ "5 concurrent checkpoints" t_five_concurrent
+  E2E_CASE_TIMEOUT=1200 case_ "soak: 30 containers, 200 execs, 50 C/R cycles, flat" t_soak
   if [ -s "$TABLE" ]; then
     echo "== hardening: case | runc | kata-cr | data lost"
     awk -F'\t' '{printf "  %-40s | %-34s | %s | %s\n", $1, $2, $3, $4}' "$TABLE"

@@ -562,6 +562,33 @@ mod tests {
         );
     }
 
+    /// The proxy prunes nothing by pattern: removing a set it staged (a
+    /// failed Create, a Delete before Start, a finished restore) touches
+    /// that set alone, never another operation's in flight in the same
+    /// rootfs (another staged restore, the agent's dump directory).
+    #[test]
+    fn removing_a_set_never_touches_another_in_flight() {
+        let t = tempfile::tempdir().unwrap();
+        let (upper, ck) = (t.path().join("upper"), t.path().join("ck"));
+        for d in [&upper, &ck] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(ck.join("inventory.img"), b"inv").unwrap();
+        let sets: Vec<String> = (0..40).map(|_| new_private_name()).collect();
+        for n in &sets {
+            stage_in(&ck, &upper, n).unwrap();
+        }
+        let dumping = upper.join(".kata-cr-0123456789abcdef0123456789abcdef");
+        std::fs::create_dir_all(&dumping).unwrap();
+        std::fs::write(dumping.join("pages-1.img"), b"p").unwrap();
+        for n in &sets[..39] {
+            remove_set(&upper, n).unwrap();
+        }
+        assert!(upper.join(&sets[39]).join("inventory.img").is_file());
+        assert!(dumping.join("pages-1.img").is_file());
+        assert_eq!(std::fs::read_dir(&upper).unwrap().count(), 2);
+    }
+
     #[test]
     fn private_sets_live_at_the_root_and_their_dir_is_left_to_the_agent() {
         let t = tempfile::tempdir().unwrap();

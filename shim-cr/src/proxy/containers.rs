@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use crate::cr::container::Container;
 use crate::error::{Error, Result};
@@ -14,6 +15,20 @@ use crate::proxy::state::State;
 struct Entry {
     container: Container,
     state: State,
+    pauses: ClientPauses,
+}
+
+/// What clients asked of a container's freezer, as seen by the proxy: what
+/// tells a pause a client took for a checkpoint (and may never undo) from
+/// one it wants kept (see `unpause`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientPauses {
+    /// When a client's Pause last succeeded, unless a Resume succeeded since.
+    pub paused_at: Option<Instant>,
+    /// When a client last paused the task (whatever came after).
+    pub last_pause: Option<Instant>,
+    /// When a client last asked for a Resume (whatever the answer).
+    pub last_resume: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -36,6 +51,7 @@ impl Registry {
             Entry {
                 container: container.clone(),
                 state,
+                pauses: ClientPauses::default(),
             },
         ) {
             tracing::warn!(id = %container.id, state = %old.state, "created again; the old entry is replaced");
@@ -47,6 +63,35 @@ impl Registry {
         self.map()
             .get(id)
             .map(|e| (e.container.clone(), e.state.clone()))
+    }
+
+    /// What clients asked of the container's freezer so far.
+    pub fn pauses(&self, id: &str) -> Option<ClientPauses> {
+        self.map().get(id).map(|e| e.pauses)
+    }
+
+    /// A Pause of the task from a client: `ok` when the inner shim paused it.
+    pub fn client_paused(&self, id: &str, ok: bool) {
+        if let Some(e) = self.map().get_mut(id) {
+            let now = Instant::now();
+            e.pauses.last_pause = Some(now);
+            if ok {
+                e.pauses.paused_at = Some(now);
+            }
+        }
+    }
+
+    /// A Resume of the task, asked by a client (`by_client`) or by the
+    /// proxy itself: `ok` when the inner shim resumed it.
+    pub fn resumed(&self, id: &str, by_client: bool, ok: bool) {
+        if let Some(e) = self.map().get_mut(id) {
+            if by_client {
+                e.pauses.last_resume = Some(Instant::now());
+            }
+            if ok {
+                e.pauses.paused_at = None;
+            }
+        }
     }
 
     /// Moves `id` to `to` if its state allows it (Deleted forgets it);

@@ -8,21 +8,23 @@
 //! | Start      | of a RestorePending container: the inner shim starts the init, then kata-cr-agent restores the workload as its child (restore as a deferred create, see `cr::restore`); a failed restore kills the task. Refused while restoring and after a failed restore. |
 //! | Checkpoint | kata-cr-agent dumps the workload, the image set is staged into the request's path (see `cr::checkpoint`). |
 //! | Exec       | refused while the container is restoring. |
+//! | Pause, Resume | recorded: a checkpoint never leaves the task frozen (see `unpause`); a Resume during a checkpoint waits for its end. |
 //! | Delete     | the container is forgotten (with its staged image set if it was never restored). |
 //!
 //! The states and their transitions are in `state`. Create, Start,
-//! Checkpoint and Delete run in tasks of their own: ttrpc drops a handler's
+//! Checkpoint, Delete, Pause and Resume run in tasks of their own: ttrpc drops a handler's
 //! future when the caller's connection closes, and an operation cut there
 //! would leave a state held or an image set behind. The handler only
 //! awaits the task's answer.
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Instant;
 
 use containerd_shim_protos::api::{
     CheckpointTaskRequest, CreateTaskRequest, DeleteRequest, ExecProcessRequest, KillRequest,
-    StartRequest,
+    PauseRequest, ResumeRequest, StartRequest,
 };
 use protobuf::well_known_types::empty::Empty;
 use protobuf::Message;
@@ -37,6 +39,7 @@ use crate::error::{Error, Result};
 use crate::proxy::containers::{invalid, Registry};
 use crate::proxy::forward::{is_task_service, status_response, Inner, TASK_V3};
 use crate::proxy::state::{StartPlan, State};
+use crate::proxy::unpause::{self, Timing};
 use crate::runtime_options::{self, ForInner, RuntimeOptions};
 
 /// How long the kill after a failed restore may take.
@@ -47,6 +50,18 @@ pub struct Router {
     config: Config,
     containers: Registry,
     agent: AgentBackend,
+    timing: Timing,
+}
+
+/// Whether the caller of a detached operation still waits for its answer
+/// (ttrpc drops the handler at the request's deadline or when the
+/// connection closes).
+pub struct Caller(Weak<()>);
+
+impl Caller {
+    pub fn gone(&self) -> bool {
+        self.0.strong_count() == 0
+    }
 }
 
 impl Router {
@@ -56,7 +71,14 @@ impl Router {
             config,
             containers: Registry::default(),
             agent,
+            timing: Timing::default(),
         }
+    }
+
+    #[cfg(test)]
+    fn with_timing(mut self, timing: Timing) -> Self {
+        self.timing = timing;
+        self
     }
 
     /// The table: which requests kata-cr handles, and how.
@@ -66,19 +88,27 @@ impl Router {
         }
         match req.method.as_str() {
             "Create" => {
-                self.detached(req, |r, q| async move { r.create(q).await })
+                self.detached(req, |r, q, _| async move { r.create(q).await })
                     .await
             }
             "Start" => {
-                self.detached(req, |r, q| async move { r.start(q).await })
+                self.detached(req, |r, q, _| async move { r.start(q).await })
                     .await
             }
             "Checkpoint" => {
-                self.detached(req, |r, q| async move { r.checkpoint(q).await })
+                self.detached(req, |r, q, c| async move { r.checkpoint(q, c).await })
                     .await
             }
             "Delete" => {
-                self.detached(req, |r, q| async move { r.delete(q).await })
+                self.detached(req, |r, q, _| async move { r.delete(q).await })
+                    .await
+            }
+            "Pause" => {
+                self.detached(req, |r, q, _| async move { r.pause(q).await })
+                    .await
+            }
+            "Resume" => {
+                self.detached(req, |r, q, _| async move { r.resume(q).await })
                     .await
             }
             "Exec" => match self.refuse_exec_while_restoring(&req) {
@@ -90,20 +120,24 @@ impl Router {
     }
 
     /// Runs `op` in a task of its own, so that it finishes (or undoes
-    /// itself) even when the caller goes away and its handler is dropped.
+    /// itself) even when the caller goes away and its handler is dropped;
+    /// `op` can tell whether that happened ([`Caller`]).
     async fn detached<F, Fut>(self: &Arc<Self>, req: Request, op: F) -> Response
     where
-        F: FnOnce(Arc<Router>, Request) -> Fut,
+        F: FnOnce(Arc<Router>, Request, Caller) -> Fut,
         Fut: Future<Output = Result<Response>> + Send + 'static,
     {
         let method = req.method.clone();
-        let answer = match tokio::spawn(op(self.clone(), req)).await {
+        let waiting = Arc::new(());
+        let caller = Caller(Arc::downgrade(&waiting));
+        let answer = match tokio::spawn(op(self.clone(), req, caller)).await {
             Ok(answer) => answer,
             Err(source) => Err(Error::Task {
                 what: "kata-cr operation",
                 source,
             }),
         };
+        drop(waiting);
         answer.unwrap_or_else(|e| {
             tracing::error!(method, error = %e, "request failed");
             status_response(e.to_status())
@@ -286,25 +320,70 @@ impl Router {
         }
     }
 
-    async fn checkpoint(&self, req: Request) -> Result<Response> {
+    /// Checkpoint, then make sure that the task is not left frozen
+    /// (`unpause`): the watch runs on its own, the answer does not wait.
+    async fn checkpoint(self: Arc<Self>, req: Request, caller: Caller) -> Result<Response> {
         let ck = CheckpointTaskRequest::parse_from_bytes(&req.payload)
             .map_err(|e| Error::InvalidArgument(format!("decode CheckpointTaskRequest: {e}")))?;
         let id = ck.id.as_str();
         tracing::info!(id, path = %ck.path, "checkpoint");
-        match self.containers.get(id) {
+        let pauses = match self.containers.get(id) {
             None => return Err(Error::UnknownContainer(id.to_string())),
             Some((_, State::Sandbox)) => return Err(Error::PodSandbox(id.to_string())),
-            Some(_) => {}
-        }
+            Some(_) => self.containers.pauses(id).unwrap_or_default(),
+        };
+        let plan = unpause::plan(&pauses, Instant::now(), &self.timing);
         let (hold, c, _) = self
             .containers
             .hold(id, State::Checkpointing, State::Running)?;
         let done = checkpoint::checkpoint(&self.agent, &c, &self.config.criu, &ck).await;
         hold.finish(State::Running);
+        let how = unpause::after(&plan, done.is_err(), caller.gone());
+        if how != unpause::After::Nothing {
+            tracing::info!(
+                id,
+                failed = done.is_err(),
+                caller_gone = caller.gone(),
+                paused_for_it = plan.paused_for_it,
+                "checkpoint: watching that the task is not left paused"
+            );
+            let (router, id, ended) = (self.clone(), id.to_string(), Instant::now());
+            tokio::spawn(async move {
+                let r = &router;
+                unpause::watch(&r.inner, &r.containers, &id, plan, ended, how, r.timing).await;
+            });
+        }
         done?;
         let mut r = Response::new();
         r.payload = Empty::new().write_to_bytes()?;
         Ok(r)
+    }
+
+    /// Forwards a client's Pause and records it.
+    async fn pause(&self, req: Request) -> Result<Response> {
+        let id = PauseRequest::parse_from_bytes(&req.payload).map(|p| p.id);
+        let resp = self.inner.forward(req).await;
+        if let Ok(id) = id {
+            self.containers.client_paused(&id, is_ok(&resp));
+        }
+        Ok(resp)
+    }
+
+    /// Forwards a client's Resume and records it. A Resume that arrives
+    /// while the task is being checkpointed (a client whose deadline cut
+    /// its checkpoint short) waits for the checkpoint's end: a thaw
+    /// mid-dump would let the workload run on under criu.
+    async fn resume(&self, req: Request) -> Result<Response> {
+        let Ok(id) = ResumeRequest::parse_from_bytes(&req.payload).map(|r| r.id) else {
+            return Ok(self.inner.forward(req).await);
+        };
+        self.containers.resumed(&id, true, false);
+        while matches!(self.containers.get(&id), Some((_, State::Checkpointing))) {
+            tokio::time::sleep(self.timing.every.min(std::time::Duration::from_millis(50))).await;
+        }
+        let resp = self.inner.forward(req).await;
+        self.containers.resumed(&id, true, is_ok(&resp));
+        Ok(resp)
     }
 
     async fn delete(&self, req: Request) -> Result<Response> {

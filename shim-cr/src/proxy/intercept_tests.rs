@@ -10,7 +10,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use containerd_shim_protos::api::{
     CheckpointTaskRequest, CreateTaskRequest, CreateTaskResponse, DeleteRequest, DeleteResponse,
-    ExecProcessRequest, KillRequest, StartRequest, StartResponse,
+    ExecProcessRequest, KillRequest, PauseRequest, ResumeRequest, StartRequest, StartResponse,
+    StateRequest, StateResponse, Status,
 };
 use containerd_shim_protos::shim_async::{create_task, Task};
 use kata_cr_api as api;
@@ -37,6 +38,10 @@ struct InnerLog {
     create_error: Option<(Code, String)>,
     /// Start of these ids answers an error.
     failing_starts: HashSet<String>,
+    /// Whether the task is frozen (Pause, Resume and State as runc's shim).
+    paused: bool,
+    /// Resumes that thawed the task.
+    resumes: usize,
 }
 
 #[derive(Clone, Default)]
@@ -84,6 +89,29 @@ impl Task for FakeInner {
     async fn delete(&self, _: &TtrpcContext, _: DeleteRequest) -> ttrpc::Result<DeleteResponse> {
         Ok(DeleteResponse::new())
     }
+    async fn pause(&self, _: &TtrpcContext, _: PauseRequest) -> ttrpc::Result<Empty> {
+        self.log().paused = true;
+        Ok(Empty::new())
+    }
+    async fn resume(&self, _: &TtrpcContext, _: ResumeRequest) -> ttrpc::Result<Empty> {
+        let mut log = self.log();
+        if !log.paused {
+            return Err(status(Code::UNKNOWN, "container not paused"));
+        }
+        log.paused = false;
+        log.resumes += 1;
+        Ok(Empty::new())
+    }
+    async fn state(&self, _: &TtrpcContext, req: StateRequest) -> ttrpc::Result<StateResponse> {
+        let mut r = StateResponse::new();
+        r.id = req.id;
+        r.status = match self.log().paused {
+            true => Status::PAUSED,
+            false => Status::RUNNING,
+        }
+        .into();
+        Ok(r)
+    }
 }
 
 /// What the fake agent saw and how it answers. With `gate` set, Checkpoint
@@ -93,6 +121,7 @@ struct AgentLog {
     restores: Vec<api::RestoreRequest>,
     checkpoints: Vec<api::CheckpointRequest>,
     restore_error: Option<ttrpc::Error>,
+    checkpoint_error: Option<ttrpc::Error>,
 }
 
 #[derive(Clone, Default)]
@@ -119,6 +148,9 @@ impl api::Agent for FakeAgent {
         req: api::CheckpointRequest,
     ) -> ttrpc::Result<api::CheckpointResponse> {
         self.pass_gate().await;
+        if let Some(e) = self.log.lock().unwrap().checkpoint_error.take() {
+            return Err(e);
+        }
         // As the agent does: a private directory at the rootfs's root.
         let name = format!(
             ".kata-cr-{:032x}",
@@ -199,6 +231,10 @@ impl Bed {
     }
 
     async fn with_agent(agent: FakeAgent) -> Bed {
+        Self::with(agent, Timing::default()).await
+    }
+
+    async fn with(agent: FakeAgent, timing: Timing) -> Bed {
         let dir = tempfile::tempdir().unwrap();
         let inner = FakeInner::default();
         let inner_addr = format!("unix://{}/inner.sock", dir.path().display());
@@ -227,7 +263,8 @@ impl Bed {
         config.agent.socket = agent_sock.display().to_string();
         let backend = AgentBackend::from_config(&config);
         let client = Client::connect(&inner_addr).await.unwrap();
-        let router = Arc::new(Router::new(Inner::new(client, 3), config, backend));
+        let router =
+            Arc::new(Router::new(Inner::new(client, 3), config, backend).with_timing(timing));
         Bed {
             dir,
             router,
@@ -691,4 +728,220 @@ async fn a_restore_completes_when_its_caller_goes_away() {
     assert!(bed.staged_sets("r1").is_empty());
     assert!(bed.inner.log().kills.is_empty());
     assert_eq!(code(&bed.exec("r1").await), Code::OK);
+}
+
+// ---------------------------------------------------------------- unpause
+
+/// Short bounds: a caller that got the answer resumes within 200 ms, a
+/// failed or abandoned checkpoint is watched for 600 ms.
+fn quick() -> Timing {
+    Timing {
+        paused_for_checkpoint_within: Duration::from_secs(2),
+        resume_grace: Duration::from_millis(200),
+        settle: Duration::from_millis(600),
+        every: Duration::from_millis(20),
+    }
+}
+
+async fn quick_bed(gated: bool) -> (Bed, Arc<tokio::sync::Semaphore>) {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let agent = FakeAgent {
+        gate: gated.then(|| gate.clone()),
+        ..Default::default()
+    };
+    let bed = Bed::with(agent, quick()).await;
+    assert_eq!(code(&bed.create("c1", None).await), Code::OK);
+    assert_eq!(code(&bed.start("c1").await), Code::OK);
+    (bed, gate)
+}
+
+fn pause_payload(id: &str) -> Vec<u8> {
+    PauseRequest {
+        id: id.into(),
+        ..Default::default()
+    }
+    .write_to_bytes()
+    .unwrap()
+}
+
+fn resume_payload(id: &str) -> Vec<u8> {
+    ResumeRequest {
+        id: id.into(),
+        ..Default::default()
+    }
+    .write_to_bytes()
+    .unwrap()
+}
+
+impl Bed {
+    fn paused(&self) -> bool {
+        self.inner.log().paused
+    }
+    fn resumes(&self) -> usize {
+        self.inner.log().resumes
+    }
+    fn fail_next_checkpoint(&self) {
+        self.agent.log.lock().unwrap().checkpoint_error = Some(status(
+            Code::UNAVAILABLE,
+            "kata-cr-agent: connection lost mid-dump",
+        ));
+    }
+}
+
+/// crictl's 2 s deadline (or containerd restarting): ttrpc drops the
+/// handler, containerd's deferred Resume is never sent. The checkpoint
+/// completes and the proxy resumes the task the client paused for it.
+#[tokio::test]
+async fn a_checkpoint_whose_caller_is_gone_leaves_the_task_running() {
+    let (bed, gate) = quick_bed(true).await;
+    assert_eq!(
+        code(&bed.call("Pause", pause_payload("c1")).await),
+        Code::OK
+    );
+    let (ck, dest) = bed.checkpoint_request("c1");
+    let caller = bed.spawn_call("Checkpoint", ck);
+    bed.agent.entered.notified().await;
+    caller.abort();
+    let _ = caller.await;
+    gate.add_permits(1);
+    eventually("the proxy resumes the task", || !bed.paused()).await;
+    assert_eq!(bed.resumes(), 1);
+    assert_eq!(bed.state("c1"), Some(State::Running));
+    assert!(
+        dest.join("inventory.img").is_file(),
+        "the checkpoint completed"
+    );
+    assert!(bed.staged_sets("c1").is_empty());
+    assert_eq!(bed.router.containers.pauses("c1").unwrap().paused_at, None);
+}
+
+/// ctr killed after its Checkpoint was answered: no Resume within the
+/// grace, the proxy resumes.
+#[tokio::test]
+async fn a_checkpoint_nobody_resumes_after_is_resumed_by_the_proxy() {
+    let (bed, _) = quick_bed(false).await;
+    assert_eq!(
+        code(&bed.call("Pause", pause_payload("c1")).await),
+        Code::OK
+    );
+    let (ck, _) = bed.checkpoint_request("c1");
+    assert_eq!(code(&bed.call("Checkpoint", ck).await), Code::OK);
+    assert!(bed.paused(), "the caller has its grace to resume");
+    eventually("the proxy resumes the task", || !bed.paused()).await;
+    assert_eq!(bed.resumes(), 1);
+}
+
+/// The usual flow, and a failed checkpoint whose caller resumes: the proxy
+/// resumes nothing itself (the client's Resume would fail).
+#[tokio::test]
+async fn the_callers_resume_is_not_doubled() {
+    let (bed, _) = quick_bed(false).await;
+    for fail in [false, true] {
+        if fail {
+            bed.fail_next_checkpoint();
+        }
+        assert_eq!(
+            code(&bed.call("Pause", pause_payload("c1")).await),
+            Code::OK
+        );
+        let (ck, _) = bed.checkpoint_request("c1");
+        let resp = bed.call("Checkpoint", ck).await;
+        assert_eq!(code(&resp) == Code::OK, !fail, "{}", message(&resp));
+        let resp = bed.call("Resume", resume_payload("c1")).await;
+        assert_eq!(code(&resp), Code::OK, "{}", message(&resp));
+    }
+    tokio::time::sleep(quick().resume_grace + quick().settle + Duration::from_millis(200)).await;
+    assert_eq!(bed.resumes(), 2, "the callers' resumes only");
+    assert!(!bed.paused());
+}
+
+/// kata-cr-agent lost mid-dump: the client's Resume finds the task thawed
+/// by criu and fails; the agent's guard freezes it again afterwards. The
+/// proxy resumes it.
+#[tokio::test]
+async fn a_freeze_after_the_callers_resume_is_undone() {
+    let (bed, _) = quick_bed(false).await;
+    bed.fail_next_checkpoint();
+    assert_eq!(
+        code(&bed.call("Pause", pause_payload("c1")).await),
+        Code::OK
+    );
+    bed.inner.log().paused = false; // criu thawed the cgroup while it worked
+    let (ck, _) = bed.checkpoint_request("c1");
+    assert_eq!(code(&bed.call("Checkpoint", ck).await), Code::UNAVAILABLE);
+    let resp = bed.call("Resume", resume_payload("c1")).await;
+    assert_eq!(message(&resp), "container not paused");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    bed.inner.log().paused = true; // the guard froze it as the engine left it
+    eventually("the proxy resumes the task", || !bed.paused()).await;
+    assert_eq!(bed.resumes(), 1);
+}
+
+/// A task a client paused on purpose earlier stays paused whatever the
+/// checkpoint does; so does one a client pauses again after it.
+#[tokio::test]
+async fn a_pause_the_client_wants_is_kept() {
+    let timing = Timing {
+        paused_for_checkpoint_within: Duration::from_millis(50),
+        ..quick()
+    };
+    let bed = Bed::with(FakeAgent::default(), timing).await;
+    assert_eq!(code(&bed.create("c1", None).await), Code::OK);
+    assert_eq!(code(&bed.start("c1").await), Code::OK);
+    assert_eq!(
+        code(&bed.call("Pause", pause_payload("c1")).await),
+        Code::OK
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    bed.fail_next_checkpoint();
+    let (ck, _) = bed.checkpoint_request("c1");
+    assert_eq!(code(&bed.call("Checkpoint", ck).await), Code::UNAVAILABLE);
+    let (ck, _) = bed.checkpoint_request("c1");
+    assert_eq!(code(&bed.call("Checkpoint", ck).await), Code::OK);
+    tokio::time::sleep(timing.resume_grace + timing.settle + Duration::from_millis(200)).await;
+    assert!(bed.paused(), "paused on purpose before the checkpoint");
+    assert_eq!(bed.resumes(), 0);
+
+    // paused for a failed checkpoint, then paused again by a client
+    assert_eq!(
+        code(&bed.call("Resume", resume_payload("c1")).await),
+        Code::OK
+    );
+    bed.fail_next_checkpoint();
+    assert_eq!(
+        code(&bed.call("Pause", pause_payload("c1")).await),
+        Code::OK
+    );
+    let (ck, _) = bed.checkpoint_request("c1");
+    assert_eq!(code(&bed.call("Checkpoint", ck).await), Code::UNAVAILABLE);
+    assert_eq!(
+        code(&bed.call("Pause", pause_payload("c1")).await),
+        Code::OK
+    );
+    tokio::time::sleep(timing.resume_grace + timing.settle + Duration::from_millis(200)).await;
+    assert!(bed.paused(), "paused again after the checkpoint");
+    assert_eq!(bed.resumes(), 1, "the client's own resume only");
+}
+
+/// A Resume that arrives mid-checkpoint (its client's deadline cut the
+/// checkpoint short) waits for the checkpoint's end.
+#[tokio::test]
+async fn a_resume_during_a_checkpoint_waits_for_it() {
+    let (bed, gate) = quick_bed(true).await;
+    assert_eq!(
+        code(&bed.call("Pause", pause_payload("c1")).await),
+        Code::OK
+    );
+    let (ck, _) = bed.checkpoint_request("c1");
+    let checkpoint = bed.spawn_call("Checkpoint", ck);
+    bed.agent.entered.notified().await;
+    let resume = bed.spawn_call("Resume", resume_payload("c1"));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(bed.paused() && !resume.is_finished(), "no thaw mid-dump");
+    gate.add_permits(1);
+    assert_eq!(code(&checkpoint.await.unwrap()), Code::OK);
+    assert_eq!(code(&resume.await.unwrap()), Code::OK);
+    tokio::time::sleep(quick().resume_grace + Duration::from_millis(100)).await;
+    assert_eq!(bed.resumes(), 1);
+    assert!(!bed.paused());
 }

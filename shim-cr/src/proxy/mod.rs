@@ -6,10 +6,12 @@
 //! - `intercept`: the table of every interception and its handlers;
 //! - `state`: a container's states and every allowed transition;
 //! - `containers`: the containers the proxy manages, where transitions are
-//!   applied.
+//!   applied;
+//! - `unpause`: a checkpoint never leaves the task frozen.
 
 pub mod containers;
 pub mod forward;
 pub mod intercept;
 pub mod serve;
 pub mod state;
+pub mod unpause;

@@ -2,6 +2,7 @@
 //! the Go shims hash `address/ns/id` into `/run/containerd/s/`, so the proxy
 //! hashes a key that includes its own name.
 
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
@@ -21,12 +22,29 @@ pub fn to_address(path: &Path) -> String {
     format!("unix://{}", path.display())
 }
 
-/// Bind `path`; a stale socket nobody answers on is replaced, a live one is
-/// an error (another proxy serves this id).
+/// The mode of the proxy's socket, as containerd's shims make theirs:
+/// whoever connects drives every container of the pod.
+pub const SOCKET_MODE: u32 = 0o600;
+/// The mode of the socket directory when the proxy creates it.
+pub const DIR_MODE: u32 = 0o700;
+
+/// Bind `path` (mode [`SOCKET_MODE`]); a stale socket nobody answers on is
+/// replaced, a live one is an error (another proxy serves this id).
 pub fn bind(path: &Path) -> Result<UnixListener> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(dir)
+            .ctx(|| format!("create {}", dir.display()))?;
     }
+    let listener = bind_or_replace(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE))
+        .ctx(|| format!("chmod {}", path.display()))?;
+    Ok(listener)
+}
+
+fn bind_or_replace(path: &Path) -> Result<UnixListener> {
     match UnixListener::bind(path) {
         Ok(l) => Ok(l),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
@@ -76,5 +94,15 @@ mod tests {
         assert!(bind(&p).is_err(), "live socket must not be stolen");
         drop(l);
         bind(&p).unwrap();
+    }
+
+    #[test]
+    fn the_socket_is_0600_in_a_0700_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s").join("sock");
+        let _l = bind(&p).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&p), 0o600, "socket");
+        assert_eq!(mode(p.parent().unwrap()), 0o700, "directory");
     }
 }
