@@ -37,10 +37,12 @@ counting() { # counting ID: the counter moves on (0) or not (1)
   a=$(counter "$1"); sleep 0.7; b=$(counter "$1")
   [ -n "$a" ] && [ -n "$b" ] && [ "$b" -gt "$a" ]
 }
-slow_counting() { # slow_counting ID: the calm counter moves on
-  local a b
-  a=$(counter "$1"); sleep 2.2; b=$(counter "$1")
-  [ -n "$a" ] && [ -n "$b" ] && [ "$b" -gt "$a" ]
+_counter_above() { local v; v=$(counter "$1"); [ -n "$v" ] && [ "$v" -gt "$2" ]; }
+slow_counting() { # slow_counting ID: the calm counter (one step a second) moves on within 15 s
+  # (a loaded machine delays the execs that read it, never a counter that runs)
+  local a=""
+  poll 10 eval 'a=$(counter '"$1"'); [ -n "$a" ]' || return 1
+  poll 15 _counter_above "$1" "$a"
 }
 upperdir_of() { # upperdir of a ctr container's rootfs
   awk -v m="/run/containerd/io.containerd.runtime.v2.task/$CTR_NS/$1/rootfs" \
