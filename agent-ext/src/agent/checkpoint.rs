@@ -91,6 +91,12 @@ pub async fn checkpoint(
     let proc = daemon.proc_root.as_path();
     let c = container::find(proc, &rootfs)?;
     tracing::info!(id = %req.container_id, init = c.init, workload = c.workload, "checkpoint: found the container");
+    // Refused before anything is touched (the engine resumes the task it
+    // paused): a checkpoint kata-cr could not restore is no checkpoint.
+    if let Some(why) = container::shared_pidns(proc, c.init, &req.container_id) {
+        tracing::info!(id = %req.container_id, init = c.init, "checkpoint refused: the container shares a pid namespace");
+        return Err(Error::FailedPrecondition(why));
+    }
     for r in daemon.work.sweep() {
         tracing::warn!(rootfs = %r.rootfs.display(), name = %r.name, "removed an image directory nobody came for");
     }

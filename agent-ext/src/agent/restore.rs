@@ -168,16 +168,10 @@ pub async fn restore(
     // Nothing is touched before this point; from here on a failure ends
     // the init too.
     // The restored tree's root is reparented to the init of the pid
-    // namespace: that must be kata-cr-init, so the container must own its
-    // pid namespace (not share the pod's, CRI's POD mode).
-    if container::ns_pid(proc, init) != Some(1) {
-        let e = Error::FailedPrecondition(format!(
-            "container {} shares its pid namespace (kata-cr-init is not its PID 1): kata-cr \
-             restores only containers with a pid namespace of their own (CRI pid mode CONTAINER, \
-             kubelet's default)",
-            req.container_id
-        ));
-        return Err(fail(proc, init, None, e).await);
+    // namespace: that must be kata-cr-init (a checkpoint of such a
+    // container is refused already; an image set made elsewhere is not).
+    if let Some(why) = container::shared_pidns(proc, init, &req.container_id) {
+        return Err(fail(proc, init, None, Error::FailedPrecondition(why)).await);
     }
     // A read-only root must come back read-only: refused before criu runs
     // when the criu at hand would not keep it so.
