@@ -322,7 +322,7 @@ async fn dump(
         let _ = std::fs::write(op.dir().join("criu.stderr"), &outcome.stderr);
     }
     if !outcome.status.success() || outcome.timed_out.is_some() {
-        let log = criu::read_log_tail(&log_path);
+        let log = criu::CriuLog::read(&log_path);
         let mut msg = criu::failure_message("criu dump", &outcome, &log, &log_path);
         // Killed by SIGXFSZ, directly or as the guard reports it.
         let xfsz = std::os::unix::process::ExitStatusExt::signal(&outcome.status)

@@ -368,7 +368,7 @@ async fn run(
         let _ = std::fs::write(op_dir.join("criu.stderr"), &outcome.stderr);
     }
     if !outcome.status.success() || outcome.timed_out.is_some() {
-        let log = criu::read_log_tail(&log_path);
+        let log = criu::CriuLog::read(&log_path);
         return Err(Error::FailedPrecondition(criu::failure_message(
             "criu restore",
             &outcome,
