@@ -146,6 +146,9 @@ pub fn ns_pid(proc_root: &Path, pid: i32) -> Option<i32> {
         .ok()
 }
 
+/// How the error of [`find_init`] finding no init begins.
+pub const NO_INIT: &str = "no kata-cr container";
+
 /// The kata-cr init whose root is `rootfs`.
 pub fn find_init(proc_root: &Path, rootfs: &Path) -> Result<i32> {
     let root = fs::metadata(rootfs).map_err(|e| match e.kind() {
@@ -192,7 +195,7 @@ pub fn find_init(proc_root: &Path, rootfs: &Path) -> Result<i32> {
         .collect();
     match candidates.as_slice() {
         [] => Err(Error::NotFound(format!(
-            "no kata-cr container (a process {INIT_PATH} with its root at {}) is running",
+            "{NO_INIT} (a process {INIT_PATH} with its root at {}) is running",
             rootfs.display()
         ))),
         [one] => Ok(*one),

@@ -113,6 +113,15 @@ fn kill_pidns_members(proc: &Path, init: i32) -> Vec<i32> {
     killed
 }
 
+/// Whether a failed restore is one the proxy asks again for rather than a
+/// failure: no kata-cr-init waits at the rootfs yet (the inner shim's Start
+/// can return before the container's process has exec'd it), found before
+/// anything was touched. The proxy gives up after a few seconds and reports
+/// it then; every failure after the init was found is logged by [`fail`].
+pub fn caller_asks_again(e: &Error) -> bool {
+    matches!(e, Error::NotFound(m) if m.starts_with(container::NO_INIT))
+}
+
 /// Checks the request fields that need no system access.
 pub fn validate(req: &RestoreRequest) -> Result<()> {
     if req.container_id.is_empty() {
@@ -563,6 +572,21 @@ mod tests {
         ] {
             assert!(matches!(validate(&bad), Err(Error::InvalidArgument(_))));
         }
+    }
+
+    #[test]
+    fn only_a_missing_init_is_asked_again() {
+        let proc = tempfile::tempdir().unwrap();
+        let rootfs = tempfile::tempdir().unwrap();
+        let missing = container::find_restoring(proc.path(), rootfs.path()).unwrap_err();
+        assert!(caller_asks_again(&missing), "{missing}");
+        // A NotFound after the init was found carries fail()'s note: logged.
+        assert!(!caller_asks_again(&Error::NotFound(
+            "the workload is gone; killed the init 7".into()
+        )));
+        assert!(!caller_asks_again(&Error::FailedPrecondition(
+            container::NO_INIT.into()
+        )));
     }
 
     #[test]
