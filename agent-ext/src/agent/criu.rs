@@ -567,9 +567,54 @@ impl Criu {
         Ok(argv)
     }
 
+    /// The executable criu is run as: the configured path, or the first
+    /// executable of that name in `search` (a `PATH` value) for a bare name.
+    /// Checked before spawning, because the daemon's helpers
+    /// (`criu-guard`, `pidns-exec`) exec criu only after the spawn, where
+    /// a missing criu would read as the helper's own failure.
+    pub fn resolve(&self, search: Option<&std::ffi::OsStr>) -> Result<PathBuf> {
+        let is_exe = |p: &Path| -> std::result::Result<(), String> {
+            match std::fs::metadata(p) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Err("no such file".to_string())
+                }
+                Err(e) => Err(e.to_string()),
+                Ok(m) if !m.is_file() => Err("not a regular file".to_string()),
+                Ok(_) => nix::unistd::access(p, nix::unistd::AccessFlags::X_OK)
+                    .map_err(|e| format!("not executable ({})", e.desc())),
+            }
+        };
+        // execvp's rule: a name with a slash is a path, without one it is
+        // looked up in PATH.
+        let bare = !self.path.as_os_str().as_encoded_bytes().contains(&b'/');
+        if !bare || self.path.as_os_str().is_empty() {
+            return is_exe(&self.path)
+                .map(|()| self.path.clone())
+                .map_err(|why| {
+                    Error::FailedPrecondition(format!(
+                        "criu not found: {}: {why} (kata-cr-agent --criu)",
+                        self.path.display()
+                    ))
+                });
+        }
+        let search = search.unwrap_or_default();
+        std::env::split_paths(search)
+            .filter(|dir| dir.is_absolute())
+            .map(|dir| dir.join(&self.path))
+            .find(|p| is_exe(p).is_ok())
+            .ok_or_else(|| {
+                Error::FailedPrecondition(format!(
+                    "criu not found: no executable {} in PATH ({}) (kata-cr-agent --criu)",
+                    self.path.display(),
+                    search.to_string_lossy()
+                ))
+            })
+    }
+
     /// Runs criu with `args` and waits for it.
     pub async fn run(&self, args: &[OsString], setup: ChildSetup<'_>) -> Result<Outcome> {
-        let argv = self.command_line(args, &setup)?;
+        let exe = self.resolve(std::env::var_os("PATH").as_deref())?;
+        let argv = Criu::new(exe).command_line(args, &setup)?;
         let mut cmd = tokio::process::Command::new(&argv[0]);
         cmd.args(&argv[1..])
             .stdin(Stdio::null())
@@ -1063,6 +1108,68 @@ mod tests {
     async fn a_missing_criu_is_a_failed_precondition() {
         let err = Criu::new("/nonexistent/criu").version().await.unwrap_err();
         assert!(matches!(err, Error::FailedPrecondition(_)), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains("criu not found: /nonexistent/criu: no such file"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_criu_behind_a_helper_names_criu_not_the_helper() {
+        // The dump runs criu through `pidns-exec` (and the guard), which
+        // exec it only after the spawn: the error must still name criu's
+        // path, not the helper's exec.
+        let ns = File::open("/proc/self/ns/pid").unwrap();
+        let err = Criu::new("/nonexistent/criu")
+            .run(
+                &["dump".into()],
+                ChildSetup {
+                    pidns: Some(std::os::fd::AsFd::as_fd(&ns)),
+                    guard: Some(crate::agent::guard::OnLoss {
+                        file: "/nonexistent/freezer.state".into(),
+                        value: "FROZEN".into(),
+                    }),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, Error::FailedPrecondition(_)), "{err:?}");
+        assert!(msg.contains("criu not found: /nonexistent/criu"), "{msg}");
+        assert!(!msg.contains("pidns-exec"), "{msg}");
+    }
+
+    #[test]
+    fn criu_is_resolved_before_it_is_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let (exe, plain) = (dir.path().join("criu"), dir.path().join("plain"));
+        std::fs::write(&exe, "#!/bin/sh\n").unwrap();
+        std::fs::write(&plain, "").unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(Criu::new(&exe).resolve(None).unwrap(), exe);
+        let e = Criu::new(dir.path()).resolve(None).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        // (root too: access(X_OK) wants an execute bit on a file)
+        let e = Criu::new(&plain).resolve(None).unwrap_err().to_string();
+        assert!(e.contains("not executable"), "{e}");
+        // A bare name: looked up in the PATH given, first match wins;
+        // relative PATH entries are skipped.
+        let path = std::env::join_paths(["relative", "/nonexistent", dir.path().to_str().unwrap()])
+            .unwrap();
+        assert_eq!(Criu::new("criu").resolve(Some(&path)).unwrap(), exe);
+        let e = Criu::new("criu-nope")
+            .resolve(Some(&path))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("criu not found: no executable criu-nope in PATH (relative:/nonexistent:"),
+            "{e}"
+        );
+        assert!(Criu::new("criu").resolve(None).is_err());
     }
 
     #[tokio::test]

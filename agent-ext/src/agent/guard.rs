@@ -132,7 +132,9 @@ fn exec_child(guard: Pid, blocked: &SigSet, argv: &[CString]) -> ! {
         fail("the guard exited", Errno::ESRCH);
     }
     match execvp(&argv[0], argv) {
-        Err(e) => fail("exec", e),
+        // Name the program: the daemon checks it exists before spawning
+        // this helper, but it may have gone since.
+        Err(e) => fail(&format!("exec {}", argv[0].to_string_lossy()), e),
         Ok(never) => match never {},
     }
 }

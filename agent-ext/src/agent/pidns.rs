@@ -229,7 +229,9 @@ fn exec_child(helper: Pid, argv: &[CString]) -> ! {
         Err(e) => fail("set ns_last_pid of the pid namespace", e),
     }
     match execvp(&argv[0], argv) {
-        Err(e) => fail("exec", e),
+        // Name the program: the daemon checks it exists before spawning
+        // this helper, but it may have gone since.
+        Err(e) => fail(&format!("exec {}", argv[0].to_string_lossy()), e),
         Ok(never) => match never {},
     }
 }

@@ -85,7 +85,7 @@ pub async fn restore(backend: &AgentBackend, c: &Container, image_dir: &str) -> 
                 r => break r.map_err(|e| Error::from_agent(Op::Restore, id, e)),
             }
         },
-        Err(e) => Err(e),
+        Err(e) => Err(e.context(format!("restore of container {id}"))),
     };
     // criu has read the images (or failed): they have no use in the rootfs.
     if let Some(upper) = backend.host_upper(c) {
