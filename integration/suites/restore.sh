@@ -606,6 +606,128 @@ t_restore_agent_unreachable() {
   on_kata || restart_agent
 }
 
+# ------------------------------------------------------------------ shared pid namespace
+# A container in a pid namespace it shares (ctr run --with-ns pid:<another task's>, CRI
+# pid mode POD, Kubernetes' shareProcessNamespace). runc checkpoints it and restores it
+# into that namespace. kata-cr cannot restore it yet (README, designed differences: the
+# restored workload would be reparented to the namespace's PID 1, not to kata-cr-init),
+# so it refuses the checkpoint, naming the reason, and the container runs on, thawed.
+# Each runtime's own checks decide its case; what both must show (the namespace is
+# shared, the container runs on, exec sees it, TERM's exit code) is compared A/B.
+SHARED_PIDNS_REFUSAL="shares its pod's pid namespace (CRI pid mode POD, shareProcessNamespace: true, or ctr run --with-ns pid:...): kata-cr cannot restore it yet"
+HOLDER='while :; do sleep 1; done'
+task_pid() { ctr t ls 2>/dev/null | awk -v id="$1" '$1 == id {print $2}'; }
+pidns_of() { readlink "/proc/$1/ns/pid"; } # pidns_of PID (host pid)
+refused_shared() { # refused_shared OUT: kata-cr's answer to the checkpoint, checked
+  grep -qF "$SHARED_PIDNS_REFUSAL" <<<"$1" || fail "the refusal does not name the reason: $(head -c 600 <<<"$1")"
+  grep -qi "precondition" <<<"$1" || fail "the refusal is not FailedPrecondition: $(head -c 600 <<<"$1")"
+  info "[$RT] checkpoint refused: $(grep -o 'container [^ ]* shares.*' <<<"$1" | head -c 300)"
+}
+
+scn_shared_pidns_ctr() {
+  local holder id ref hpid ns before out
+  holder=$(uid pidns); id=$(uid shpid); ref=localhost/shpid-$id:1
+  # The holder reaps what is reparented to it, as a pod's pause does (ash waits for any
+  # child): a zombie keeping a pid of the checkpointed tree would fail runc's restore
+  # (criu: "Can't fork for N: File exists").
+  c_run_d "$holder" sh -c "$HOLDER"
+  wait_status "$holder" RUNNING
+  hpid=$(task_pid "$holder"); [ -n "$hpid" ] || fail "no pid for $holder"
+  ns=$(pidns_of "$hpid"); [ -n "$ns" ] || fail "no pid namespace for $holder ($hpid)"
+  track_ctr "$id"
+  must ctr run -d "${E2E_DETACHED_IO[@]}" --with-ns "pid:/proc/$hpid/ns/pid" --runtime "$(rt_ctr)" \
+    "$IMG" "$id" sh -c "$COUNTER" >/dev/null
+  wait_status "$id" RUNNING
+  wait_counting "$id"
+  expect_eq "the container's pid namespace (the holder's)" "$ns" "$(pidns_of "$(task_pid "$id")")"
+  echo "shares the holder's pid namespace: yes"
+  before=$(counter "$id")
+  if [ "$RT" = kata-cr ]; then
+    if out=$(ctr c checkpoint --task "$id" "$ref" 2>&1); then
+      fail "kata-cr checkpointed a container it cannot restore"
+    fi
+    refused_shared "$out"
+    expect_eq "checkpoint images left by the refused checkpoint" "" "$(ctr images ls -q | grep -xF "$ref")"
+    expect_eq "status after the refused checkpoint" RUNNING "$(c_status "$id")"
+  else
+    must ctr c checkpoint --task --rw "$id" "$ref" >/dev/null
+    must ctr t kill -s 9 "$id" >/dev/null
+    wait_status "$id" STOPPED
+    must ctr t rm "$id" >/dev/null
+    must ctr c rm "$id" >/dev/null
+    # what the killed tree left (its sleep) is gone from the shared namespace
+    poll 5 eval '[ "$(exec_in '"$holder"' ps -o stat | grep -c "^Z")" = 0 ]' \
+      || fail "zombies left in the holder's pid namespace: $(exec_in "$holder" ps -o pid,stat,args)"
+    must ctr c restore --live --rw "$id" "$ref" >/dev/null
+    wait_status "$id" RUNNING
+    must ctr images rm "$ref" >/dev/null
+    expect_eq "the restored task's pid namespace (the holder's)" "$ns" "$(pidns_of "$(task_pid "$id")")"
+    info "[$RT] checkpointed, killed, restored --live into the holder's pid namespace $ns"
+  fi
+  poll 10 counter_above "$id" "$before" || fail "counter $before -> $(counter "$id"): not running on"
+  echo "runs on, counting: yes"
+  out=$(exec_in "$id" ps -o args | grep -cxF "sh -c $HOLDER")
+  echo "exec sees the holder's process: $out"
+  expect_eq "the holder's process seen by exec" 1 "$out"
+  must ctr t kill -s TERM "$id"
+  wait_status "$id" STOPPED
+  out=$(ctr t rm "$id" 2>&1 | grep -o 'exit code [0-9]*')
+  echo "TERM (trapped): $out"
+  expect_eq "ctr t rm after TERM" "exit code 42" "$out"
+  expect_eq "the holder after the container ended" RUNNING "$(c_status "$holder")"
+}
+t_shared_pidns_ctr() { run_both scn_shared_pidns_ctr; }
+
+scn_shared_pidns_cri() {
+  local d=$E2E_CASE_DIR pod c tar before out sbns
+  CRI_CONTAINER_PID=0 ctr_json ck "$d/c.$RT.json" "$COUNTER" # 0: POD
+  pod_json "$(uid pod0)" "$d/pod0.$RT.json"
+  pod=$(must crictl runp --runtime "$(rt_cri)" "$d/pod0.$RT.json") || exit 1
+  track_pod "$pod"
+  c=$(must crictl create "$pod" "$d/c.$RT.json" "$d/pod0.$RT.json") || exit 1
+  must crictl start "$c" >/dev/null
+  wait_cri_state "$c" CONTAINER_RUNNING
+  wait_cri_counting "$c"
+  cri_pidns() { pidns_of "$(crictl inspect "$1" | jq -r .info.pid)"; }
+  sbns=$(pidns_of "$(crictl inspectp "$pod" | jq -r .info.pid)")
+  [ -n "$sbns" ] || fail "no pid namespace for the pod's sandbox"
+  expect_eq "the container's pid namespace (the pod's)" "$sbns" "$(cri_pidns "$c")"
+  echo "shares the pod's pid namespace: yes"
+  before=$(cri_counter "$c")
+  tar=$d/ck-$RT.tar
+  if [ "$RT" = kata-cr ]; then
+    if out=$(crictl checkpoint --export="$tar" "$c" 2>&1); then
+      fail "kata-cr checkpointed a container it cannot restore"
+    fi
+    refused_shared "$out"
+    [ ! -e "$tar" ] || fail "an archive was written for the refused checkpoint: $tar"
+    expect_eq "state after the refused checkpoint" CONTAINER_RUNNING "$(cri_state "$c")"
+  else
+    must crictl checkpoint --export="$tar" "$c" >/dev/null || exit 1
+    must crictl rmp -f "$pod" >/dev/null || exit 1
+    pod_json "$(uid pod1)" "$d/pod1.$RT.json"
+    pod=$(must crictl runp --runtime "$(rt_cri)" "$d/pod1.$RT.json") || exit 1
+    track_pod "$pod"
+    jq --arg t "$tar" '.image.image = $t' "$d/c.$RT.json" >"$d/r.$RT.json"
+    c=$(must crictl create "$pod" "$d/r.$RT.json" "$d/pod1.$RT.json") || exit 1
+    must crictl start "$c" >/dev/null
+    wait_cri_state "$c" CONTAINER_RUNNING
+    sbns=$(pidns_of "$(crictl inspectp "$pod" | jq -r .info.pid)")
+    expect_eq "the restored container's pid namespace (the new pod's)" "$sbns" "$(cri_pidns "$c")"
+    info "[$RT] exported, restored into a new pod, in its pid namespace $sbns"
+  fi
+  poll 10 cri_counter_above "$c" "$before" || fail "counter $before -> $(cri_counter "$c"): not running on"
+  echo "runs on, counting: yes"
+  out=$(crictl exec -s "$c" cat /tmp/c)
+  echo "exec reads the counter: $([ -n "$out" ] && echo yes)"
+  must crictl stop -t 10 "$c" >/dev/null || exit 1
+  out=$(crictl inspect "$c" | jq '.status.exitCode')
+  echo "stop -t 10 (TERM, trapped): exit code $out"
+  expect_eq "exit code after stop -t 10" 42 "$out"
+  must crictl rmp -f "$pod" >/dev/null
+}
+t_shared_pidns_cri() { needs cri-checkpoint; run_both scn_shared_pidns_cri; }
+
 e2e_cases() {
   if on_kata; then
     # the real Kata (its remote hypervisor): no pod network, every case a VM or more
@@ -631,6 +753,8 @@ e2e_cases() {
   case_ "CRI: a pod moved to a new network: connections end, the restore works (runc: documented)" t_tcp_new_network
   case_ "A/B ctr: a checkpoint moves to a second containerd (image export/import)" t_second_containerd
   case_ "A/B CRI: create from an OCI checkpoint image pulled from a registry" t_cri_checkpoint_image
+  case_ "A/B ctr: a container sharing another's pid namespace (runc restores; kata-cr refuses the checkpoint)" t_shared_pidns_ctr
+  case_ "A/B CRI: pid mode POD (runc restores; kata-cr refuses the checkpoint)" t_shared_pidns_cri
   case_ "kata-cr: a runc checkpoint restored under kata-cr works or fails clearly" t_runc_checkpoint_under_kata_cr
   case_ "kata-cr: a failed restore leaves nothing half-alive" t_failed_restore_leaves_nothing
   case_ "kata-cr: a restore from emptied pages-*.img fails fast, nothing half-alive" t_truncated_pages_restore_fails

@@ -91,6 +91,12 @@ pub async fn checkpoint(
     let proc = daemon.proc_root.as_path();
     let c = container::find(proc, &rootfs)?;
     tracing::info!(id = %req.container_id, init = c.init, workload = c.workload, "checkpoint: found the container");
+    // Refused before anything is touched (the engine resumes the task it
+    // paused): a checkpoint kata-cr could not restore is no checkpoint.
+    if let Some(why) = container::shared_pidns(proc, c.init, &req.container_id) {
+        tracing::info!(id = %req.container_id, init = c.init, "checkpoint refused: the container shares a pid namespace");
+        return Err(Error::FailedPrecondition(why));
+    }
     for r in daemon.work.sweep() {
         tracing::warn!(rootfs = %r.rootfs.display(), name = %r.name, "removed an image directory nobody came for");
     }
@@ -316,7 +322,7 @@ async fn dump(
         let _ = std::fs::write(op.dir().join("criu.stderr"), &outcome.stderr);
     }
     if !outcome.status.success() || outcome.timed_out.is_some() {
-        let log = criu::read_log_tail(&log_path);
+        let log = criu::CriuLog::read(&log_path);
         let mut msg = criu::failure_message("criu dump", &outcome, &log, &log_path);
         // Killed by SIGXFSZ, directly or as the guard reports it.
         let xfsz = std::os::unix::process::ExitStatusExt::signal(&outcome.status)

@@ -146,6 +146,9 @@ pub fn ns_pid(proc_root: &Path, pid: i32) -> Option<i32> {
         .ok()
 }
 
+/// How the error of [`find_init`] finding no init begins.
+pub const NO_INIT: &str = "no kata-cr container";
+
 /// The kata-cr init whose root is `rootfs`.
 pub fn find_init(proc_root: &Path, rootfs: &Path) -> Result<i32> {
     let root = fs::metadata(rootfs).map_err(|e| match e.kind() {
@@ -192,7 +195,7 @@ pub fn find_init(proc_root: &Path, rootfs: &Path) -> Result<i32> {
         .collect();
     match candidates.as_slice() {
         [] => Err(Error::NotFound(format!(
-            "no kata-cr container (a process {INIT_PATH} with its root at {}) is running",
+            "{NO_INIT} (a process {INIT_PATH} with its root at {}) is running",
             rootfs.display()
         ))),
         [one] => Ok(*one),
@@ -234,6 +237,52 @@ pub fn pidns_members(proc_root: &Path, init: i32) -> Vec<i32> {
         .collect()
 }
 
+/// Why kata-cr cannot restore the container whose init is `init`, or
+/// `None` when it can: the init must be PID 1 of a pid namespace of the
+/// container's own (see [`shared_pidns_reason`]).
+pub fn shared_pidns(proc_root: &Path, init: i32, id: &str) -> Option<String> {
+    let agents = match (
+        ns_inode(proc_root, &init.to_string(), "pid"),
+        ns_inode(proc_root, "self", "pid"),
+    ) {
+        (Ok(theirs), Ok(ours)) => theirs == ours,
+        _ => false,
+    };
+    shared_pidns_reason(id, ns_pid(proc_root, init), agents)
+}
+
+/// The refusal for a container whose init has pid `init_ns_pid` in its pid
+/// namespace, which is kata-cr-agent's own when `agents_ns`; `None` when
+/// the init is that namespace's PID 1.
+///
+/// criu restores the workload from inside the container's pid namespace
+/// and leaves it (`--restore-detached`) to be reparented to that
+/// namespace's init, which must be kata-cr-init, the process the runtime
+/// waits for: in a shared namespace the workload would go to the pod's
+/// PID 1 (its pause process), kata-cr-init could neither wait for it nor
+/// pass on its exit status, and the pod would be left with a process no
+/// runtime tracks. So the checkpoint is refused, before criu runs, rather
+/// than a restore that is bound to fail.
+pub fn shared_pidns_reason(id: &str, init_ns_pid: Option<i32>, agents_ns: bool) -> Option<String> {
+    if init_ns_pid == Some(1) && !agents_ns {
+        return None;
+    }
+    let whose = if agents_ns {
+        "the pid namespace of kata-cr-agent (the host's, or the guest's: CRI pid mode NODE, \
+         hostPID)"
+    } else {
+        "its pod's pid namespace (CRI pid mode POD, shareProcessNamespace: true, or ctr run \
+         --with-ns pid:...)"
+    };
+    let at = init_ns_pid.map_or_else(|| "gone".to_string(), |p| format!("pid {p}"));
+    Some(format!(
+        "container {id} shares {whose}: kata-cr cannot restore it yet: a restored workload is \
+         reparented to its pid namespace's PID 1, and kata-cr-init, which must adopt it, is {at} \
+         there, not 1; kata-cr checkpoints and restores containers with a pid namespace of \
+         their own (CRI pid mode CONTAINER, kubelet's default)"
+    ))
+}
+
 /// Whether a process exists (and is not a zombie).
 pub fn is_alive(proc_root: &Path, pid: i32) -> bool {
     fs::read_to_string(proc_root.join(pid.to_string()).join("stat"))
@@ -250,6 +299,55 @@ mod tests {
     use std::os::unix::fs::symlink;
 
     use super::*;
+
+    #[test]
+    fn only_an_init_that_is_pid_1_of_its_own_namespace_can_be_restored() {
+        assert_eq!(shared_pidns_reason("c1", Some(1), false), None);
+        let pod = shared_pidns_reason("c1", Some(7), false).unwrap();
+        assert!(
+            pod.contains("container c1 shares its pod's pid namespace"),
+            "{pod}"
+        );
+        assert!(pod.contains("kata-cr cannot restore it yet"), "{pod}");
+        assert!(pod.contains("pid 7 there"), "{pod}");
+        let host = shared_pidns_reason("c1", Some(4242), true).unwrap();
+        assert!(
+            host.contains("the pid namespace of kata-cr-agent"),
+            "{host}"
+        );
+        // PID 1 of the agent's own namespace (the agent runs as a guest's
+        // init) is no container's namespace either.
+        assert!(shared_pidns_reason("c1", Some(1), true).is_some());
+        let gone = shared_pidns_reason("c1", None, false).unwrap();
+        assert!(gone.contains("is gone there"), "{gone}");
+    }
+
+    #[test]
+    fn shared_namespaces_are_seen_through_proc() {
+        let proc = tempfile::tempdir().unwrap();
+        let add = |pid: &str, nspid: &str, ns: Option<&str>| {
+            let d = proc.path().join(pid);
+            fs::create_dir_all(d.join("ns")).unwrap();
+            fs::write(d.join("status"), format!("Name:\tx\nNSpid:\t{nspid}\n")).unwrap();
+            match ns {
+                Some(other) => {
+                    fs::hard_link(proc.path().join(other).join("ns/pid"), d.join("ns/pid")).unwrap()
+                }
+                None => fs::write(d.join("ns/pid"), "").unwrap(),
+            }
+        };
+        add("self", "100", None);
+        add("10", "10\t1", None); // PID 1 of a namespace of its own
+        add("20", "20\t5", None); // pid 5 of a pod's namespace
+        add("30", "30", Some("self")); // in the agent's namespace
+        assert_eq!(shared_pidns(proc.path(), 10, "a"), None);
+        assert!(shared_pidns(proc.path(), 20, "b")
+            .unwrap()
+            .contains("its pod's pid namespace"));
+        assert!(shared_pidns(proc.path(), 30, "c")
+            .unwrap()
+            .contains("kata-cr-agent"));
+    }
 
     #[test]
     fn pidns_members_are_the_processes_sharing_the_inits_namespace() {

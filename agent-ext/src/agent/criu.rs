@@ -294,14 +294,101 @@ pub fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// The message of a failed criu run: criu's first error line, the last
-/// lines of its log (or its stderr when the log is empty) and where the full
-/// log is kept.
-pub fn failure_message(what: &str, outcome: &Outcome, log: &str, log_path: &Path) -> String {
-    let first = first_error(log)
+/// What an error message quotes of a criu log: its first error line,
+/// wherever it is, and its last lines.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CriuLog {
+    /// The first error line (see [`first_error`]) of the whole log (up to
+    /// [`LOG_SCAN_MAX`] bytes), at most [`ERROR_LINE_MAX`] bytes of it.
+    pub first_error: Option<String>,
+    /// The end of the log (at most [`LOG_READ_MAX`] bytes, whole lines).
+    pub tail: String,
+}
+
+/// How much of a criu log is scanned for its first error line: a failed
+/// restore at `-v4` can go on logging for megabytes after its first error
+/// (the other tasks of the tree carry on until criu stops them), so the
+/// tail alone may hold none.
+pub const LOG_SCAN_MAX: u64 = 64 * 1024 * 1024;
+/// How much of one error line is quoted.
+pub const ERROR_LINE_MAX: usize = 1024;
+
+impl CriuLog {
+    /// From a log held in memory (tests, and logs read whole).
+    pub fn from_text(text: &str) -> Self {
+        CriuLog {
+            first_error: first_error(text).map(|l| clip(l, ERROR_LINE_MAX)),
+            tail: text.to_string(),
+        }
+    }
+
+    /// Reads the log at `path`: its first error line, scanned line by line
+    /// without holding the log, and its tail. Empty when it cannot be read.
+    pub fn read(path: &Path) -> Self {
+        CriuLog {
+            first_error: File::open(path).ok().and_then(first_error_in),
+            tail: read_log_tail(path),
+        }
+    }
+}
+
+/// The first error line of a log read from `r` (at most [`LOG_SCAN_MAX`]
+/// bytes). Lines are read one at a time, each kept to a bounded prefix: an
+/// endless line cannot take the daemon's memory.
+pub fn first_error_in(r: impl std::io::Read) -> Option<String> {
+    use std::io::BufRead as _;
+    let mut r = std::io::BufReader::new(r.take(LOG_SCAN_MAX));
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let mut ended = false;
+        loop {
+            let buf = r.fill_buf().ok()?;
+            if buf.is_empty() {
+                break;
+            }
+            let (chunk, used) = match buf.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    ended = true;
+                    (&buf[..i], i + 1)
+                }
+                None => (buf, buf.len()),
+            };
+            let room = (4 * ERROR_LINE_MAX).saturating_sub(line.len());
+            line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            r.consume(used);
+            if ended {
+                break;
+            }
+        }
+        if let Some(e) = first_error(&String::from_utf8_lossy(&line)) {
+            return Some(clip(e, ERROR_LINE_MAX));
+        }
+        if !ended {
+            return None;
+        }
+    }
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+fn clip(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+/// The message of a failed criu run: criu's first error line (from the
+/// whole log), the last lines of its log (or its stderr when the log is
+/// empty) and where the full log is kept.
+pub fn failure_message(what: &str, outcome: &Outcome, log: &CriuLog, log_path: &Path) -> String {
+    let first = log
+        .first_error
+        .as_deref()
         .or_else(|| first_error(&outcome.stderr))
         .or_else(|| outcome.stderr.lines().find(|l| !l.trim().is_empty()))
-        .unwrap_or("no error line");
+        .unwrap_or("criu logged no error line");
     let mut msg = match outcome.timed_out {
         Some(limit) => format!(
             "{what} did not finish within {}s and was killed ({}){}",
@@ -309,16 +396,17 @@ pub fn failure_message(what: &str, outcome: &Outcome, log: &str, log_path: &Path
             // reads as 5 s.
             limit.as_secs() + u64::from(limit.subsec_nanos() > 0),
             outcome.status,
-            first_error(log)
+            log.first_error
+                .as_deref()
                 .map(|e| format!(": {e}"))
                 .unwrap_or_default()
         ),
         None => format!("{what} failed ({}): {first}", outcome.status),
     };
-    let (body, source) = if log.trim().is_empty() {
+    let (body, source) = if log.tail.trim().is_empty() {
         (outcome.stderr.as_str(), "stderr".to_string())
     } else {
-        (log, format!("log {}", log_path.display()))
+        (log.tail.as_str(), format!("log {}", log_path.display()))
     };
     if !body.trim().is_empty() {
         msg.push_str(&format!(
@@ -776,7 +864,12 @@ mod tests {
             .map(|i| format!("(00.{i:03}) line {i}\n"))
             .collect::<String>()
             + "(01.000) Error (criu/cr-dump.c:1): Dumping FAILED.\n";
-        let msg = failure_message("criu dump", &outcome, &log, Path::new("/w/dump.log"));
+        let msg = failure_message(
+            "criu dump",
+            &outcome,
+            &CriuLog::from_text(&log),
+            Path::new("/w/dump.log"),
+        );
         assert!(msg.starts_with("criu dump failed (exit status: 1): (01.000) Error (criu/cr-dump.c:1): Dumping FAILED."), "{msg}");
         assert!(
             msg.contains("line 29") && !msg.contains("line 10\n"),
@@ -789,9 +882,112 @@ mod tests {
             stderr: "criu: unrecognized option '--bogus'\n".into(),
             ..outcome
         };
-        let msg = failure_message("criu dump", &outcome, "", Path::new("/w/dump.log"));
+        let msg = failure_message(
+            "criu dump",
+            &outcome,
+            &CriuLog::default(),
+            Path::new("/w/dump.log"),
+        );
         assert!(msg.contains("unrecognized option '--bogus'"), "{msg}");
         assert!(msg.contains("criu's stderr"), "{msg}");
+    }
+
+    /// The start of a criu 4.2 restore log that failed early (a task could
+    /// not open a file), as it reads at -v4: the error lines, then the rest
+    /// of the tree going on until criu stops it.
+    const RESTORE_LOG_HEAD: &str = "\
+(00.000000) Version: 4.2 (gitid 0)
+(00.000012) Running on vm Linux 6.12.0 #1 SMP x86_64
+(00.000040) Will restore in 4026532254 pid namespace
+(00.000102) Error (criu/util.c:1534): rlimit: Can't setup RLIMIT_NOFILE for self
+(00.010000) Inheriting fd 10 extpid
+(00.021504)      7: Error (criu/files-reg.c:2199): Can't open file tmp/c on restore: No such file or directory
+(00.021510)      7: Error (criu/files-reg.c:2135): Can't open file tmp/c: No such file or directory
+(00.021600)      7: Error (criu/files.c:1227): Unable to open fd=1 id=0x7
+";
+
+    #[test]
+    fn the_summary_is_the_first_error_of_the_whole_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("restore.log");
+        // More than LOG_READ_MAX of the other tasks' chatter after the
+        // error: the tail holds no error line at all.
+        let mut log = RESTORE_LOG_HEAD.to_string();
+        let mut i = 0;
+        while log.len() < 2 * LOG_READ_MAX as usize {
+            log.push_str(&format!(
+                "(00.{i:06})      8: Restoring vma {i:x}-{:x} (premapped)\n",
+                i + 1
+            ));
+            i += 1;
+        }
+        log.push_str("(00.300000) mnt: Switching to new ns to clean ghosts\n");
+        std::fs::write(&path, &log).unwrap();
+        let read = CriuLog::read(&path);
+        assert!(
+            first_error(&read.tail).is_none(),
+            "the tail alone has no error line"
+        );
+        let want = "(00.021504)      7: Error (criu/files-reg.c:2199): Can't open file tmp/c on \
+                    restore: No such file or directory";
+        assert_eq!(read.first_error.as_deref(), Some(want));
+        let outcome = Outcome {
+            status: std::process::ExitStatus::from_raw(1 << 8),
+            stdout: String::new(),
+            stderr: String::new(),
+            timed_out: None,
+        };
+        let msg = failure_message("criu restore", &outcome, &read, &path);
+        assert_eq!(
+            msg.lines().next().unwrap(),
+            format!("criu restore failed (exit status: 1): {want}")
+        );
+        assert!(!msg.contains("no error line"), "{msg}");
+        assert!(msg.contains("Switching to new ns to clean ghosts"), "{msg}");
+        // The same log read whole says the same.
+        assert_eq!(CriuLog::from_text(&log).first_error.as_deref(), Some(want));
+    }
+
+    #[test]
+    fn error_lines_are_found_whatever_their_shape() {
+        // The restorer blob's own lines, and a log with only benign errors.
+        let pie = "(00.1) pie: 7: Error (criu/pie/restorer.c:1301): Unable to map vma: -12\n";
+        assert_eq!(
+            first_error_in(format!("(00.0) ok\n{pie}").as_bytes()).as_deref(),
+            Some(pie.trim())
+        );
+        let benign =
+            "(00.0) Error (criu/util.c:1534): rlimit: Can't setup RLIMIT_NOFILE for self\n";
+        assert_eq!(first_error_in(benign.as_bytes()), None);
+        let outcome = Outcome {
+            status: std::process::ExitStatus::from_raw(1 << 8),
+            stdout: String::new(),
+            stderr: String::new(),
+            timed_out: None,
+        };
+        let msg = failure_message(
+            "criu restore",
+            &outcome,
+            &CriuLog::from_text(benign),
+            Path::new("/w/r.log"),
+        );
+        assert!(
+            msg.starts_with("criu restore failed (exit status: 1): criu logged no error line"),
+            "{msg}"
+        );
+        // A last line without a newline, an endless one, invalid UTF-8.
+        assert_eq!(
+            first_error_in(&b"x\n(1.0) Error (a.c:1): end"[..]).as_deref(),
+            Some("(1.0) Error (a.c:1): end")
+        );
+        let mut endless = b"(1.0) Error (a.c:1): ".to_vec();
+        endless.extend(std::iter::repeat_n(b'y', 1 << 20));
+        assert_eq!(first_error_in(&endless[..]).unwrap().len(), ERROR_LINE_MAX);
+        assert_eq!(
+            first_error_in(&b"\xff\xfe\n(2.0) Error (b.c:2): \xffbad\n"[..]).as_deref(),
+            Some("(2.0) Error (b.c:2): \u{fffd}bad")
+        );
+        assert_eq!(first_error_in(&b""[..]), None);
     }
 
     #[tokio::test]
@@ -819,7 +1015,7 @@ mod tests {
         let msg = failure_message(
             "criu restore",
             &out,
-            "(9.1) 8: Advanced iov 0 bytes\n",
+            &CriuLog::from_text("(9.1) 8: Advanced iov 0 bytes\n"),
             Path::new("/w/r.log"),
         );
         assert!(

@@ -254,7 +254,14 @@ impl api::Agent for Service {
         tokio::spawn(async move { restore::restore(&daemon, req, rpc).await })
             .await
             .map_err(|e| task_lost("Restore", e))?
-            .map_err(|e| log_failure("Restore", &id, e))
+            .map_err(|e| {
+                if restore::caller_asks_again(&e) {
+                    tracing::info!(%id, error = %e, "Restore: no kata-cr init waits there (yet); the proxy asks again while the container's process starts");
+                    e.into()
+                } else {
+                    log_failure("Restore", &id, e)
+                }
+            })
     }
 
     async fn release_images(

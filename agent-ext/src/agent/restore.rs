@@ -113,6 +113,15 @@ fn kill_pidns_members(proc: &Path, init: i32) -> Vec<i32> {
     killed
 }
 
+/// Whether a failed restore is one the proxy asks again for rather than a
+/// failure: no kata-cr-init waits at the rootfs yet (the inner shim's Start
+/// can return before the container's process has exec'd it), found before
+/// anything was touched. The proxy gives up after a few seconds and reports
+/// it then; every failure after the init was found is logged by [`fail`].
+pub fn caller_asks_again(e: &Error) -> bool {
+    matches!(e, Error::NotFound(m) if m.starts_with(container::NO_INIT))
+}
+
 /// Checks the request fields that need no system access.
 pub fn validate(req: &RestoreRequest) -> Result<()> {
     if req.container_id.is_empty() {
@@ -168,16 +177,10 @@ pub async fn restore(
     // Nothing is touched before this point; from here on a failure ends
     // the init too.
     // The restored tree's root is reparented to the init of the pid
-    // namespace: that must be kata-cr-init, so the container must own its
-    // pid namespace (not share the pod's, CRI's POD mode).
-    if container::ns_pid(proc, init) != Some(1) {
-        let e = Error::FailedPrecondition(format!(
-            "container {} shares its pid namespace (kata-cr-init is not its PID 1): kata-cr \
-             restores only containers with a pid namespace of their own (CRI pid mode CONTAINER, \
-             kubelet's default)",
-            req.container_id
-        ));
-        return Err(fail(proc, init, None, e).await);
+    // namespace: that must be kata-cr-init (a checkpoint of such a
+    // container is refused already; an image set made elsewhere is not).
+    if let Some(why) = container::shared_pidns(proc, init, &req.container_id) {
+        return Err(fail(proc, init, None, Error::FailedPrecondition(why)).await);
     }
     // A read-only root must come back read-only: refused before criu runs
     // when the criu at hand would not keep it so.
@@ -374,7 +377,7 @@ async fn run(
         let _ = std::fs::write(op_dir.join("criu.stderr"), &outcome.stderr);
     }
     if !outcome.status.success() || outcome.timed_out.is_some() {
-        let log = criu::read_log_tail(&log_path);
+        let log = criu::CriuLog::read(&log_path);
         return Err(Error::FailedPrecondition(criu::failure_message(
             "criu restore",
             &outcome,
@@ -569,6 +572,21 @@ mod tests {
         ] {
             assert!(matches!(validate(&bad), Err(Error::InvalidArgument(_))));
         }
+    }
+
+    #[test]
+    fn only_a_missing_init_is_asked_again() {
+        let proc = tempfile::tempdir().unwrap();
+        let rootfs = tempfile::tempdir().unwrap();
+        let missing = container::find_restoring(proc.path(), rootfs.path()).unwrap_err();
+        assert!(caller_asks_again(&missing), "{missing}");
+        // A NotFound after the init was found carries fail()'s note: logged.
+        assert!(!caller_asks_again(&Error::NotFound(
+            "the workload is gone; killed the init 7".into()
+        )));
+        assert!(!caller_asks_again(&Error::FailedPrecondition(
+            container::NO_INIT.into()
+        )));
     }
 
     #[test]
