@@ -7,7 +7,7 @@
 # image) and under CRI (checkpoint --export, new pod, create from the archive);
 # after a restore the task is coherent: exec sees the restored processes and their
 # tmpfs, signals and exit statuses are runc's, TaskExit is published, rm works, a
-# TCP server answers, a 64 MiB buffer is byte-exact; exec'd processes get the
+# TCP server answers, a 48 MiB buffer is byte-exact; exec'd processes get the
 # container's own capabilities; and the failure paths leave nothing half-alive.
 # shellcheck source=integration/suites/lib.sh
 . "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
@@ -15,9 +15,9 @@
 # The counter goes on from what it finds in /tmp/c, so a restore that lost the
 # process state would restart it at 1 (and one that lost the file would too).
 COUNTER='i=$(cat /tmp/c 2>/dev/null || echo 0); trap "exit 42" TERM; trap "exit 43" USR1; while :; do i=$((i+1)); echo $i > /tmp/c.n; mv /tmp/c.n /tmp/c; echo $i > /dev/shm/c; sleep 0.2; done'
-# A TCP server on loopback (busybox httpd) and a 64 MiB buffer in memory (tmpfs),
+# A TCP server on loopback (busybox httpd) and a 48 MiB buffer (of the 64 MiB /dev/shm: room for the counter beside it) in memory (tmpfs),
 # beside the counter.
-RICH="dd if=/dev/urandom of=/dev/shm/buf bs=1M count=64 2>/dev/null; sha256sum /dev/shm/buf | cut -c1-64 > /tmp/buf.sum; mkdir -p /tmp/www && echo ping > /tmp/www/index.html && httpd -f -p 127.0.0.1:18081 -h /tmp/www & $COUNTER"
+RICH="dd if=/dev/urandom of=/dev/shm/buf bs=1M count=48 2>/dev/null; sha256sum /dev/shm/buf | cut -c1-64 > /tmp/buf.sum; mkdir -p /tmp/www && echo ping > /tmp/www/index.html && httpd -f -p 127.0.0.1:18081 -h /tmp/www & $COUNTER"
 
 counter() { ctr t exec --exec-id "x$RANDOM$RANDOM" "$1" cat /tmp/c 2>/dev/null; }
 exec_in() { local id=$1; shift; ctr t exec --exec-id "e$RANDOM$RANDOM" "$id" "$@"; }
@@ -79,7 +79,7 @@ scn_after_restore_semantics() {
   # the buffer's checksum is written before the counter starts
   wait_counting "$id"
   local sum; sum=$(exec_in "$id" cat /tmp/buf.sum)
-  [ -n "$sum" ] || fail "no checksum of the 64 MiB buffer"
+  [ -n "$sum" ] || fail "no checksum of the 48 MiB buffer"
   printf 'cycle: '; ctr_cycle "$id" "localhost/sem-$id:1"
   local tmpfs exact tcp procs eff
   tmpfs=$(exec_in "$id" cat /dev/shm/c >/dev/null && echo yes)
@@ -88,12 +88,12 @@ scn_after_restore_semantics() {
   procs=$(workload_procs "$id")
   eff=$(exec_in "$id" grep CapEff /proc/self/status | awk '{print $2}')
   echo "tmpfs counter readable through exec: $tmpfs"
-  echo "64 MiB buffer byte-exact: $exact"
+  echo "48 MiB buffer byte-exact: $exact"
   echo "tcp server answers: $tcp"
   echo "workload processes seen by exec: $procs"
   echo "exec'd process has CAP_SYS_ADMIN: $(( (0x${eff:-0} >> 21) & 1 ))"
   expect_eq "tmpfs through exec" yes "$tmpfs"
-  expect_eq "64 MiB buffer" yes "$exact"
+  expect_eq "48 MiB buffer" yes "$exact"
   expect_eq "tcp server" ping "$tcp"
   expect_eq "workload processes" 1 "$procs"
   expect_eq "CAP_SYS_ADMIN of an exec'd process" 0 "$(( (0x${eff:-0} >> 21) & 1 ))"
@@ -732,7 +732,7 @@ e2e_cases() {
   if on_kata; then
     # the real Kata (its remote hypervisor): no pod network, every case a VM or more
     case_ "ctr: 3 checkpoint/kill/rm/restore --live cycles, counter monotonic" t_ctr_three_cycles
-    case_ "after restore: exec, tmpfs, 64 MiB byte-exact, tcp, caps, USR1 exit + TaskExit" t_after_restore_semantics
+    case_ "after restore: exec, tmpfs, 48 MiB byte-exact, tcp, caps, USR1 exit + TaskExit" t_after_restore_semantics
     case_ "restored task: TERM (trapped) and KILL exit codes" t_restored_term_and_kill
     case_ "CRI: 3 export/new pod (new VM)/create-from-archive cycles, rootfs kept" t_cri_three_cycles
     case_ "CRI: a held TCP connection fails a checkpoint without tcp-established" t_tcp_refused_without_option
@@ -744,7 +744,7 @@ e2e_cases() {
     return
   fi
   case_ "A/B ctr: 3 checkpoint/kill/rm/restore --live cycles, counter monotonic" t_ctr_three_cycles
-  case_ "A/B after restore: exec, tmpfs, 64 MiB byte-exact, tcp, caps, USR1 exit + TaskExit" t_after_restore_semantics
+  case_ "A/B after restore: exec, tmpfs, 48 MiB byte-exact, tcp, caps, USR1 exit + TaskExit" t_after_restore_semantics
   case_ "A/B restored task: TERM (trapped) and KILL exit codes" t_restored_term_and_kill
   case_ "A/B CRI: 3 export/new pod/create-from-archive cycles" t_cri_three_cycles
   case_ "A/B CRI: a held TCP connection fails a checkpoint without tcp-established" t_tcp_refused_without_option
