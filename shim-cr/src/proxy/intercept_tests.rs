@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use containerd_shim_protos::api::{
     CheckpointTaskRequest, CreateTaskRequest, CreateTaskResponse, DeleteRequest, DeleteResponse,
-    ExecProcessRequest, KillRequest, StartRequest, StartResponse,
+    ExecProcessRequest, KillRequest, ResumeRequest, StartRequest, StartResponse,
 };
 use containerd_shim_protos::shim_async::{create_task, Task};
 use kata_cr_api as api;
@@ -33,6 +33,7 @@ struct InnerLog {
     starts: Vec<String>,
     kills: Vec<KillRequest>,
     execs: usize,
+    resumes: Vec<String>,
     /// Create answers this error.
     create_error: Option<(Code, String)>,
     /// Start of these ids answers an error.
@@ -83,6 +84,10 @@ impl Task for FakeInner {
     }
     async fn delete(&self, _: &TtrpcContext, _: DeleteRequest) -> ttrpc::Result<DeleteResponse> {
         Ok(DeleteResponse::new())
+    }
+    async fn resume(&self, _: &TtrpcContext, req: ResumeRequest) -> ttrpc::Result<Empty> {
+        self.log().resumes.push(req.id);
+        Ok(Empty::new())
     }
 }
 
@@ -691,4 +696,59 @@ async fn a_restore_completes_when_its_caller_goes_away() {
     assert!(bed.staged_sets("r1").is_empty());
     assert!(bed.inner.log().kills.is_empty());
     assert_eq!(code(&bed.exec("r1").await), Code::OK);
+}
+
+#[tokio::test]
+async fn the_task_a_checkpoint_ended_is_not_resumed() {
+    let bed = Bed::new().await;
+    let resume = |id: &str| {
+        let r = ResumeRequest {
+            id: id.into(),
+            ..Default::default()
+        };
+        r.write_to_bytes().unwrap()
+    };
+    for id in ["c1", "c2"] {
+        assert_eq!(code(&bed.create(id, None).await), Code::OK);
+        assert_eq!(code(&bed.start(id).await), Code::OK);
+    }
+    // c1: ctr t checkpoint --exit (runc's options, as containerd sends them)
+    let dest = bed.dir.path().join("images").join("c1");
+    let mut opts = containerd_shim_protos::shim::oci::CheckpointOptions::new();
+    opts.exit = true;
+    let mut any = Any::new();
+    any.type_url = "containerd.runc.v1.CheckpointOptions".into();
+    any.value = opts.write_to_bytes().unwrap();
+    let ck = CheckpointTaskRequest {
+        id: "c1".into(),
+        path: dest.display().to_string(),
+        options: protobuf::MessageField::some(any),
+        ..Default::default()
+    };
+    let resp = bed.call("Checkpoint", ck.write_to_bytes().unwrap()).await;
+    assert_eq!(code(&resp), Code::OK, "{}", message(&resp));
+    assert!(!bed.agent.log.lock().unwrap().checkpoints[0].leave_running);
+    assert_eq!(bed.state("c1"), Some(State::EndedByCheckpoint));
+    // c2: a checkpoint that leaves it running
+    let (ck, _) = bed.checkpoint_request("c2");
+    assert_eq!(code(&bed.call("Checkpoint", ck).await), Code::OK);
+    assert_eq!(bed.state("c2"), Some(State::Running));
+
+    // The engine resumes both after its pause.
+    let resp = bed.call("Resume", resume("c1")).await;
+    assert_eq!(code(&resp), Code::FAILED_PRECONDITION);
+    assert!(
+        message(&resp).contains("c1") && message(&resp).contains("ended-by-checkpoint"),
+        "{}",
+        message(&resp)
+    );
+    assert_eq!(code(&bed.call("Resume", resume("c2")).await), Code::OK);
+    assert_eq!(
+        bed.inner.log().resumes,
+        ["c2"],
+        "only the running one reached the inner shim"
+    );
+    // Kill and Delete go on as for any stopped task.
+    assert_eq!(code(&bed.delete("c1").await), Code::OK);
+    assert_eq!(bed.state("c1"), None);
 }
