@@ -162,7 +162,17 @@ t_cri_checkpoint_export() { needs cri-checkpoint; run_cr scn_cri_checkpoint_expo
 # aside): the CRI archive (`crictl checkpoint --export`, the layer of an OCI checkpoint
 # image too), the metadata files' keys, what checkpointctl reads, and the criu tar of a
 # `ctr c checkpoint` image. criu names images by pid or namespace id: those are N here.
-norm_entries() { sed -E 's#^\./##; /^$/d; s#/$##; s#-[0-9]+((\.tar\.gz)?\.img)$#-N\1#' | sort -u; }
+norm_entries() {
+  sed -E 's#^\./##; /^$/d; s#/$##; s#-[0-9]+((\.tar\.gz)?\.img)$#-N\1#' | sort -u | kata_env_images
+}
+# In the --kata bed runc runs on the host and kata-cr in a Kata guest, whose container
+# environment adds images of its own to the same workload's dump: utsns-N.img (Kata
+# gives every container the sandbox's UTS namespace; a host-network pod under runc has
+# the host's, which criu does not dump) and pipes-data.img (bytes sitting in the Kata
+# agent's stdio pipes at the dump). They say nothing of where kata-cr puts runc's files.
+kata_env_images() {
+  if on_kata; then grep -vE '(^|/)(utsns-N|pipes-data)\.img$'; else cat; fi
+}
 json_keys() { # the key paths of a JSON document, array indices and free-form maps left out
   jq -c '[paths | map(tostring) | join(".") | select(test("(^|\\.)(annotations|labels)(\\.|$)") | not)
           | gsub("\\.[0-9]+"; "[]")] | unique'
