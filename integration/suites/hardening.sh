@@ -10,6 +10,9 @@
 # running; the case's own checks decide it. The suite ends with a table: the case,
 # runc's result where the same thing can be tried with runc, kata-cr's, and the data
 # lost (state the workload or the host had before and no longer has): always 0.
+# Host mode by nature: the checks watch kata-cr-agent and criu on the host (their
+# processes, the freezer, the rootfs mounts); in the --kata bed those run in each Kata
+# guest, out of the checks' sight, so every case is skipped there (`needs host-agent`).
 # shellcheck source=integration/suites/lib.sh
 E2E_CASE_TIMEOUT=${E2E_CASE_TIMEOUT:-240}
 . "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
@@ -192,6 +195,7 @@ refused_cleanly() { # refused_cleanly ID
 # auto-generated key and a host directory as its source. With --ext-mount-map auto,
 # criu would bind that host directory into the restored container.
 t_ext_mount_archive() {
+  needs host-agent
   local d=$E2E_CASE_DIR host=/tmp/hardening-host-$E2E_RUN_ID runc_result kata lost=0
   mkdir -p "$host" && echo "host secret" >"$host/secret" && chmod 600 "$host/secret"
   local before; before=$(ls -lA --time-style=full-iso "$host" | sha256sum)
@@ -228,6 +232,7 @@ t_ext_mount_archive() {
 # Issue 9 item 2: a 1.5 GiB files.img (a few MB compressed in an image) took the agent
 # from 3 MiB to 1.5 GiB. Not run under runc: its criu reads the entry whole.
 t_oversized_files_img() {
+  needs host-agent
   RT=kata-cr
   local d=$E2E_CASE_DIR peak0 peak1 grew lost=0
   cri_archive big "$d"
@@ -253,6 +258,7 @@ t_oversized_files_img() {
 # CAP_SYS_ADMIN to the default set. runc trusts the image; kata-cr refuses what the
 # spec does not grant.
 t_core_caps() {
+  needs host-agent
   local d=$E2E_CASE_DIR lost=0
   for RT in runc kata-cr; do
     mkdir -p "$d/$RT"
@@ -286,6 +292,7 @@ BIG='dd if=/dev/urandom of=/dev/shm/big bs=1M count=256 2>/dev/null; '"$COUNTER"
 # signal), the engine's pause is undone by ctr, and the next agent removes the
 # half-written image directory at start.
 t_agent_killed_mid_dump() {
+  needs host-agent
   RT=kata-cr
   local id lost=0 ck rc; id=$(uid kill)
   trap 'agent_back; e2e_cleanup' EXIT
@@ -328,6 +335,7 @@ t_agent_killed_mid_dump() {
 # Issue 9 item 4: criu stopped mid-dump. The dump's time bound (--dump-timeout, 5 s
 # here) kills it; the freezer is put back as found, ctr resumes, the workload runs.
 t_criu_stopped_mid_dump() {
+  needs host-agent
   RT=kata-cr
   local id lost=0 ck rc t0 took; id=$(uid stop)
   trap 'agent_back; e2e_cleanup' EXIT
@@ -507,6 +515,7 @@ t_containerd_restart_mid_restore() {
 # Issue 9 item 5: the container plants /.kata-cr (the old fixed name) and entries with
 # the new prefix; the checkpoint succeeds, follows nothing, leaves no trace.
 planted() { # planted KIND SLUG SETUP
+  needs host-agent
   RT=kata-cr
   local kind=$1 setup=$3 id up lost=0 host=/tmp/hardening-plant-$E2E_RUN_ID
   id=$(uid "p$2")
@@ -539,6 +548,7 @@ t_planted_dir() { planted "full directory" dir "mkdir -p /.kata-cr/ckpt-1 /.kata
 # likelier, for runc as for kata-cr. Fewer forks, same point.
 CALM='i=0; while :; do i=$((i+1)); echo $i > /tmp/c; sleep 1; done'
 t_five_concurrent() {
+  needs host-agent
   local n ids pids rc ok lost=0
   for RT in runc kata-cr; do
     ids=() pids=() ok=0

@@ -13,7 +13,7 @@
 # next case starts clean whatever happened. A failing case prints the failing command,
 # its output and the case log; the suite goes on with the next case. The last line of a
 # suite is exactly `e2e: N passed, N failed`; the exit status is non-zero if any failed.
-# A case that needs a flow the bed's containerd lacks says so first (`needs FLOW`): it is
+# A case that needs a flow the bed lacks says so first (`needs FLOW`): it is
 # then skipped, printed as SKIP with the reason and counted apart (`skipped: N ...`, the
 # line before the last), never as a pass.
 #
@@ -32,7 +32,9 @@
 #                          cri-checkpoint (CRI checkpoint and create-from-checkpoint, 2.x),
 #                          checkpoint-options (checkpoint options reach a non-runc runtime:
 #                          ctr t checkpoint --image-path/--exit, Tasks.Checkpoint image_path; 2.x),
-#                          criu-ro-root (criu restores a read-only root read-only: criu >= 4.2)
+#                          criu-ro-root (criu restores a read-only root read-only: criu >= 4.2),
+#                          host-agent (the case drives or watches the host's kata-cr-agent and
+#                          criu: not in the --kata bed, where they run in each Kata guest)
 # Not a check:
 #   poll SECS CMD...       wait_for's loop as a predicate (status 1 after SECS seconds),
 #                          for `poll ... || fail "what it means"` and for cleanup
@@ -43,6 +45,9 @@
 #   run_cr SCENARIO        a checkpoint/restore scenario: run_both where the reference runtime
 #                          can checkpoint (runc); in the --kata bed kata-cr alone, the table
 #                          showing vanilla Kata's answer to a checkpoint (kata_cr_answer)
+#   run_vs_runc SCENARIO   run_both against runc in either bed: for a scenario whose reference
+#                          is runc's own output (its checkpoint formats), which vanilla Kata
+#                          cannot give; in the --kata bed runc runs on the host beside Kata
 #   on_kata                true in the --kata bed (kata-cr in front of the real Kata shim)
 #   rt_ctr / rt_cri        the runtime name of $RT for ctr (--runtime) / crictl (runp)
 #   c_run_d ID CMD...      ctr run -d with $RT, tracked; c_status ID; wait_status ID S [SECS]
@@ -64,6 +69,10 @@ CRI_NS=k8s.io
 # (a case on the real Kata boots VMs under TCG: minutes on a busy 2-core machine)
 if [ -n "${KATA_CR_KATA:-}" ]; then E2E_CASE_TIMEOUT=${E2E_CASE_TIMEOUT:-600}; fi
 E2E_CASE_TIMEOUT=${E2E_CASE_TIMEOUT:-150}
+# How long a task started in the background may take to show RUNNING: on Kata its VM
+# boots first (5-30 s under TCG, more on a busy machine; the shim's State waits meanwhile).
+if [ -n "${KATA_CR_KATA:-}" ]; then E2E_TASK_UP_SECS=${E2E_TASK_UP_SECS:-180}; fi
+E2E_TASK_UP_SECS=${E2E_TASK_UP_SECS:-15}
 # The A/B pair: vanilla runc and kata-cr in front of containerd-shim-runc-v2 in the plain
 # bed; vanilla Kata and kata-cr in front of that same Kata shim in the --kata bed.
 if [ -n "${KATA_CR_KATA:-}" ]; then E2E_RUNTIMES=(kata kata-cr); else E2E_RUNTIMES=(runc kata-cr); fi
@@ -202,6 +211,9 @@ needs() { # needs FLOW (first thing in a case function, outside run_both)
     criu-ro-root)
       criu_keeps_ro_root \
         || why="criu ${E2E_CRIU_VERSION:-?} restores a read-only root writable (criu issue #2632, fixed in 4.2): runc's restored container could write its root, and kata-cr refuses such a restore (the kata-cr case on old criu checks that)" ;;
+    host-agent)
+      ! on_kata \
+        || why="drives or watches kata-cr-agent and its criu on the host (ctl on its socket, its processes, the freezer and rootfs mounts of host containers); in the --kata bed they run in each Kata guest, where checkpoint.sh and restore.sh reach them through kata-cr; the plain bed runs this case" ;;
     *) fail "needs: unknown flow '$1'" ;;
   esac
   [ -z "$why" ] || skip "$why"
@@ -347,6 +359,16 @@ run_cr() { # run_cr SCENARIO: a checkpoint/restore scenario (see the header)
   fi
   echo "ok" >"$d/ab.kata-cr"
   info "kata-cr on Kata: $(wc -l <"$d/out.kata-cr") observations; vanilla Kata: $(cat "$d/ab.kata")"
+}
+
+run_vs_runc() { # run_vs_runc SCENARIO (see the header)
+  if ! on_kata; then run_both "$1"; return; fi
+  local d=$E2E_CASE_DIR rc
+  # run_both exits the case on a failure: in a subshell, so that the table row is written
+  ( E2E_RUNTIMES=(runc kata-cr) E2E_REF=runc; run_both "$1" )
+  rc=$?
+  echo "runc (host): $(cat "$d/ab.runc" 2>/dev/null || echo '?')" >"$d/ab.kata"
+  [ "$rc" = 0 ] || exit "$rc"
 }
 
 _kill_bg() {

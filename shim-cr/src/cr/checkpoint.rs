@@ -53,13 +53,14 @@ pub fn wanted(req: &CheckpointTaskRequest, defaults: &Criu) -> Result<Wanted> {
     })
 }
 
-/// Checkpoints `c` (a container whose init is kata-cr-init) as `req` asks.
+/// Checkpoints `c` (a container whose init is kata-cr-init) as `req` asks;
+/// returns what was asked (`exit`: the agent ended the workload).
 pub async fn checkpoint(
     backend: &AgentBackend,
     c: &Container,
     defaults: &Criu,
     req: &CheckpointTaskRequest,
-) -> Result<()> {
+) -> Result<Wanted> {
     let id = c.id.as_str();
     let want = wanted(req, defaults)?;
     if req.path.is_empty() {
@@ -104,7 +105,7 @@ pub async fn checkpoint(
         dest = %dest.display(),
         "checkpoint done"
     );
-    Ok(())
+    Ok(want)
 }
 
 /// Has the agent dump `c` into its rootfs and moves the image set from the

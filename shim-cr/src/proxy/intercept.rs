@@ -6,7 +6,8 @@
 //! |------------|-------------------|
 //! | Create     | kata-cr-init becomes PID 1 (the bundle's config.json); runtime options naming kata-cr's config name the inner shim's (as `start` does on its stdin), an options Any with an empty type URL is dropped (Kata refuses it); with a checkpoint, the image set is staged into the rootfs and the init waits in restore mode. The container is registered as Sandbox, Created or RestorePending. |
 //! | Start      | of a RestorePending container: the inner shim starts the init, then kata-cr-agent restores the workload as its child (restore as a deferred create, see `cr::restore`); a failed restore kills the task. Refused while restoring and after a failed restore. |
-//! | Checkpoint | kata-cr-agent dumps the workload, the image set is staged into the request's path (see `cr::checkpoint`). |
+//! | Checkpoint | kata-cr-agent dumps the workload, the image set is staged into the request's path (see `cr::checkpoint`); with `--exit` the agent ends the workload and the container is EndedByCheckpoint. |
+//! | Resume     | of an EndedByCheckpoint container: refused as runc's shim refuses to resume a stopped container, not forwarded (Kata would mark the task UNKNOWN). |
 //! | Exec       | refused while the container is restoring. |
 //! | Pause, Resume | recorded: a checkpoint never leaves the task frozen (see `unpause`); a Resume during a checkpoint waits for its end. |
 //! | Delete     | the container is forgotten (with its staged image set if it was never restored). |
@@ -107,10 +108,13 @@ impl Router {
                 self.detached(req, |r, q, _| async move { r.pause(q).await })
                     .await
             }
-            "Resume" => {
-                self.detached(req, |r, q, _| async move { r.resume(q).await })
-                    .await
-            }
+            "Resume" => match self.refuse_resume_after_exit(&req) {
+                Some(refused) => refused,
+                None => {
+                    self.detached(req, |r, q, _| async move { r.resume(q).await })
+                        .await
+                }
+            },
             "Exec" => match self.refuse_exec_while_restoring(&req) {
                 Some(refused) => refused,
                 None => self.inner.forward(req).await,
@@ -298,6 +302,23 @@ impl Router {
         Some(status_response(Error::ExecWhileRestoring(id).to_status()))
     }
 
+    /// The engine resumes the task it paused for a checkpoint even when the
+    /// checkpoint ended it (`--exit`): see [`State::allows_resume`].
+    fn refuse_resume_after_exit(&self, req: &Request) -> Option<Response> {
+        let id = ResumeRequest::parse_from_bytes(&req.payload).ok()?.id;
+        let (_, state) = self.containers.get(&id)?;
+        if state.allows_resume() {
+            return None;
+        }
+        tracing::info!(
+            id,
+            "resume after a checkpoint with --exit: nothing to resume"
+        );
+        Some(status_response(
+            invalid(&id, &state, &State::Running).to_status(),
+        ))
+    }
+
     async fn kill_all(&self, id: &str) {
         let mut k = KillRequest::new();
         k.id = id.to_string();
@@ -337,8 +358,16 @@ impl Router {
             .containers
             .hold(id, State::Checkpointing, State::Running)?;
         let done = checkpoint::checkpoint(&self.agent, &c, &self.config.criu, &ck).await;
-        hold.finish(State::Running);
-        let how = unpause::after(&plan, done.is_err(), caller.gone());
+        let ended = done.as_ref().is_ok_and(|w| w.exit);
+        hold.finish(match ended {
+            true => State::EndedByCheckpoint,
+            false => State::Running,
+        });
+        // A task the checkpoint ended (--exit) has nothing left to resume.
+        let how = match ended {
+            true => unpause::After::Nothing,
+            false => unpause::after(&plan, done.is_err(), caller.gone()),
+        };
         if how != unpause::After::Nothing {
             tracing::info!(
                 id,

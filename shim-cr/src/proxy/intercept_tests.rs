@@ -945,3 +945,66 @@ async fn a_resume_during_a_checkpoint_waits_for_it() {
     assert_eq!(bed.resumes(), 1);
     assert!(!bed.paused());
 }
+
+#[tokio::test]
+async fn the_task_a_checkpoint_ended_is_not_resumed() {
+    let bed = Bed::new().await;
+    let resume = |id: &str| {
+        let r = ResumeRequest {
+            id: id.into(),
+            ..Default::default()
+        };
+        r.write_to_bytes().unwrap()
+    };
+    let pause = |id: &str| {
+        let r = PauseRequest {
+            id: id.into(),
+            ..Default::default()
+        };
+        r.write_to_bytes().unwrap()
+    };
+    for id in ["c1", "c2"] {
+        assert_eq!(code(&bed.create(id, None).await), Code::OK);
+        assert_eq!(code(&bed.start(id).await), Code::OK);
+    }
+    // c1: ctr t checkpoint --exit (runc's options, as containerd sends them)
+    let dest = bed.dir.path().join("images").join("c1");
+    let mut opts = containerd_shim_protos::shim::oci::CheckpointOptions::new();
+    opts.exit = true;
+    let mut any = Any::new();
+    any.type_url = "containerd.runc.v1.CheckpointOptions".into();
+    any.value = opts.write_to_bytes().unwrap();
+    let ck = CheckpointTaskRequest {
+        id: "c1".into(),
+        path: dest.display().to_string(),
+        options: protobuf::MessageField::some(any),
+        ..Default::default()
+    };
+    let resp = bed.call("Checkpoint", ck.write_to_bytes().unwrap()).await;
+    assert_eq!(code(&resp), Code::OK, "{}", message(&resp));
+    assert!(!bed.agent.log.lock().unwrap().checkpoints[0].leave_running);
+    assert_eq!(bed.state("c1"), Some(State::EndedByCheckpoint));
+    // c2: a checkpoint that leaves it running
+    let (ck, _) = bed.checkpoint_request("c2");
+    assert_eq!(code(&bed.call("Checkpoint", ck).await), Code::OK);
+    assert_eq!(bed.state("c2"), Some(State::Running));
+
+    // The engine resumes both after its pause.
+    let resp = bed.call("Resume", resume("c1")).await;
+    assert_eq!(code(&resp), Code::FAILED_PRECONDITION);
+    assert!(
+        message(&resp).contains("c1") && message(&resp).contains("ended-by-checkpoint"),
+        "{}",
+        message(&resp)
+    );
+    assert_eq!(code(&bed.call("Pause", pause("c2")).await), Code::OK);
+    assert_eq!(code(&bed.call("Resume", resume("c2")).await), Code::OK);
+    assert_eq!(
+        bed.inner.log().resumes,
+        1,
+        "only the running one reached the inner shim"
+    );
+    // Kill and Delete go on as for any stopped task.
+    assert_eq!(code(&bed.delete("c1").await), Code::OK);
+    assert_eq!(bed.state("c1"), None);
+}

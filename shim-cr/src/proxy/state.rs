@@ -13,7 +13,7 @@
 //!              |   ^
 //!   Checkpoint |   | done or undone
 //!              v   |
-//!           Checkpointing
+//!           Checkpointing ---- done, --exit ---> EndedByCheckpoint
 //!
 //!   Delete (inner ok): any state -> Deleted (forgotten)
 //! ```
@@ -41,6 +41,10 @@ pub enum State {
     Checkpointing,
     /// The restore failed and the task was killed: only Delete is left.
     RestoreFailed,
+    /// A checkpoint that asked to stop the task (`--exit`) was taken: the
+    /// agent ended the workload, the init exits with its status and the
+    /// inner shim reports the task stopped. Nothing is left to resume.
+    EndedByCheckpoint,
     /// Deleted by the inner shim: the proxy forgets the container.
     Deleted,
 }
@@ -66,7 +70,7 @@ impl State {
                 | (RestorePending { .. }, Restoring)
                 | (Restoring, Running | RestoreFailed)
                 | (Running, Checkpointing)
-                | (Checkpointing, Running)
+                | (Checkpointing, Running | EndedByCheckpoint)
                 | (_, Deleted)
         )
     }
@@ -87,9 +91,11 @@ impl State {
                 image_dir: image_dir.clone(),
             }),
             State::Restoring | State::RestoreFailed => Err(State::Running),
-            State::Sandbox | State::Running | State::Checkpointing | State::Deleted => {
-                Ok(StartPlan::Forward)
-            }
+            State::Sandbox
+            | State::Running
+            | State::Checkpointing
+            | State::EndedByCheckpoint
+            | State::Deleted => Ok(StartPlan::Forward),
         }
     }
 
@@ -97,6 +103,19 @@ impl State {
     /// workload, when an exec'd process could pose as the restored one.
     pub fn allows_exec(&self) -> bool {
         *self != State::Restoring
+    }
+
+    /// Whether a Resume reaches the inner shim. After a checkpoint with
+    /// `--exit` the engine still resumes the task it paused for the dump
+    /// (containerd's client does so whatever the checkpoint's options).
+    /// runc's shim refuses that for a stopped container and the task stays
+    /// STOPPED. Kata's shim, when the container was its own sandbox (a ctr
+    /// container), has stopped and deleted the sandbox on the init's exit;
+    /// its Resume then finds no container and sets the task's status to
+    /// UNKNOWN, over the STOPPED it had recorded, for good. kata-cr refuses
+    /// the Resume itself, as runc's shim does.
+    pub fn allows_resume(&self) -> bool {
+        *self != State::EndedByCheckpoint
     }
 
     pub fn name(&self) -> &'static str {
@@ -108,6 +127,7 @@ impl State {
             State::Running => "running",
             State::Checkpointing => "checkpointing",
             State::RestoreFailed => "restore-failed",
+            State::EndedByCheckpoint => "ended-by-checkpoint",
             State::Deleted => "deleted",
         }
     }
@@ -134,6 +154,7 @@ mod tests {
             State::Running,
             State::Checkpointing,
             State::RestoreFailed,
+            State::EndedByCheckpoint,
             State::Deleted,
         ]
     }
@@ -158,6 +179,7 @@ mod tests {
                 ("restoring", "restore-failed"),
                 ("running", "checkpointing"),
                 ("checkpointing", "running"),
+                ("checkpointing", "ended-by-checkpoint"),
             ]
         );
         assert!(all().iter().all(|s| s.allows(&State::Deleted)));
@@ -187,5 +209,13 @@ mod tests {
         }
         assert!(State::Checkpointing.busy() && State::Restoring.busy());
         assert!(!State::Running.busy());
+    }
+
+    #[test]
+    fn nothing_is_resumed_after_a_checkpoint_that_ended_the_task() {
+        for s in all() {
+            assert_eq!(s.allows_resume(), s != State::EndedByCheckpoint, "{s}");
+        }
+        assert!(!State::EndedByCheckpoint.busy());
     }
 }
