@@ -15,17 +15,25 @@
 # The counter goes on from what it finds in /tmp/c, so a restore that lost the
 # process state would restart it at 1 (and one that lost the file would too).
 COUNTER='i=$(cat /tmp/c 2>/dev/null || echo 0); trap "exit 42" TERM; trap "exit 43" USR1; while :; do i=$((i+1)); echo $i > /tmp/c.n; mv /tmp/c.n /tmp/c; echo $i > /dev/shm/c; sleep 0.2; done'
-# A TCP server on loopback (busybox httpd) and a 64 MiB buffer in memory (tmpfs),
-# beside the counter.
-RICH="dd if=/dev/urandom of=/dev/shm/buf bs=1M count=64 2>/dev/null; sha256sum /dev/shm/buf | cut -c1-64 > /tmp/buf.sum; mkdir -p /tmp/www && echo ping > /tmp/www/index.html && httpd -f -p 127.0.0.1:18081 -h /tmp/www & $COUNTER"
+# A TCP server on loopback (busybox httpd) and a 64 MiB buffer in memory, beside the
+# counter, which keeps its tmpfs copy there too: a tmpfs of the container's own at /buf
+# (RICH_MOUNT), as ctr's /dev/shm is under runc. On Kata /dev/shm is the sandbox's, bound
+# from outside the container: an external mount whose contents no dump carries
+# (integration/kata/README.md, "Open").
+RICH="dd if=/dev/urandom of=/buf/buf bs=1M count=64 2>/dev/null; sha256sum /buf/buf | cut -c1-64 > /tmp/buf.sum; mkdir -p /tmp/www && echo ping > /tmp/www/index.html && httpd -f -p 127.0.0.1:18081 -h /tmp/www & ${COUNTER//\/dev\/shm\//\/buf\/}"
+RICH_MOUNT=(--mount type=tmpfs,src=tmpfs,dst=/buf,options=size=80m)
+# How long RICH takes to start counting: writing and hashing 64 MiB takes a while in a
+# TCG guest on a busy machine.
+RICH_UP_SECS=30
+if on_kata; then RICH_UP_SECS=180; fi
 
 counter() { ctr t exec --exec-id "x$RANDOM$RANDOM" "$1" cat /tmp/c 2>/dev/null; }
 exec_in() { local id=$1; shift; ctr t exec --exec-id "e$RANDOM$RANDOM" "$id" "$@"; }
 counter_above() { # counter_above ID N: the counter of task ID is past N
   local v; v=$(counter "$1"); [ -n "$v" ] && [ "$v" -gt "$2" ]
 }
-wait_counting() { # wait_counting ID: the counter of task ID has started
-  poll 30 counter_above "$1" 0 || fail "$1: the counter never started"
+wait_counting() { # wait_counting ID [SECS]: the counter of task ID has started
+  poll "${2:-30}" counter_above "$1" 0 || fail "$1: the counter never started"
 }
 # the same through CRI (exec -s)
 cri_counter() { crictl exec -s "$1" cat /tmp/c 2>/dev/null; }
@@ -74,16 +82,16 @@ scn_after_restore_semantics() {
   local id ev; id=$(uid sem); ev=$E2E_CASE_DIR/events.$RT
   # Host network: ctr gives a container a network namespace whose loopback is down.
   track_ctr "$id"
-  must ctr run -d "${E2E_DETACHED_IO[@]}" --net-host --runtime "$(rt_ctr)" "$IMG" "$id" sh -c "$RICH" >/dev/null
+  must ctr run -d "${E2E_DETACHED_IO[@]}" --net-host "${RICH_MOUNT[@]}" --runtime "$(rt_ctr)" "$IMG" "$id" sh -c "$RICH" >/dev/null
   wait_status "$id" RUNNING
   # the buffer's checksum is written before the counter starts
-  wait_counting "$id"
+  wait_counting "$id" "$RICH_UP_SECS"
   local sum; sum=$(exec_in "$id" cat /tmp/buf.sum)
   [ -n "$sum" ] || fail "no checksum of the 64 MiB buffer"
   printf 'cycle: '; ctr_cycle "$id" "localhost/sem-$id:1"
   local tmpfs exact tcp procs eff
-  tmpfs=$(exec_in "$id" cat /dev/shm/c >/dev/null && echo yes)
-  exact=$([ -n "$sum" ] && [ "$(exec_in "$id" sha256sum /dev/shm/buf | cut -c1-64)" = "$sum" ] && echo yes || echo no)
+  tmpfs=$(exec_in "$id" cat /buf/c >/dev/null && echo yes)
+  exact=$([ -n "$sum" ] && [ "$(exec_in "$id" sha256sum /buf/buf | cut -c1-64)" = "$sum" ] && echo yes || echo no)
   tcp=$(timeout 5 ctr t exec --exec-id "n$RANDOM" "$id" wget -qO- http://127.0.0.1:18081/ 2>&1 | head -1)
   procs=$(workload_procs "$id")
   eff=$(exec_in "$id" grep CapEff /proc/self/status | awk '{print $2}')
