@@ -56,9 +56,10 @@ fn grants(name: &str, mountinfo: &str) -> Grants {
     let mut external = BTreeMap::new();
     external.insert("rootfs".to_string(), PathBuf::from("/new/rootfs"));
     for m in &mounts {
+        // (Kata binds the sandbox's shm at every container's /dev/shm.)
         if m.mountpoint.starts_with("/etc/")
             || m.mountpoint == "/dev/.kata-cr-init"
-            || (m.mountpoint == "/dev/shm" && name.starts_with("cri"))
+            || (m.mountpoint == "/dev/shm" && !name.starts_with("ctr"))
             || m.fstype == "cgroup"
         {
             external.insert(m.mountpoint.clone(), PathBuf::from("/new/source"));
@@ -68,11 +69,12 @@ fn grants(name: &str, mountinfo: &str) -> Grants {
         caps: 0xa804_25fb,
         uids: vec![0],
         gids: vec![0],
-        no_new_privs: name == "ctr",
+        no_new_privs: name.ends_with("ctr"),
         seccomp_filter: false,
         lsm_label: None,
         loginuid: Some(u32::MAX),
-        own_netns: name != "cri-host-net",
+        // A Kata guest's containers share its network namespace.
+        own_netns: name != "cri-host-net" && !name.starts_with("kata"),
         mounts,
         external,
     }
@@ -188,14 +190,24 @@ fn promise_kept(src: &MemSource, g: &Grants) -> Result<(), String> {
         if name.starts_with("mountpoints-") {
             let mut r = EntryReader::new(data.as_slice(), magic::MNTS, name, 1 << 20)
                 .map_err(|e| e.to_string())?;
+            let mut all = Vec::new();
             while let Some(e) = r.next_entry().map_err(|e| e.to_string())? {
-                let m = MntEntry::decode(e).map_err(|_| "undecodable mount passed")?;
+                all.push(MntEntry::decode(e).map_err(|_| "undecodable mount passed")?);
+            }
+            let root_dev = all.iter().find(|m| m.mountpoint == "/").map(|m| m.root_dev);
+            for m in &all {
                 if let Some(k) = &m.ext_key {
                     if !g.external.contains_key(k) {
                         return Err(format!("key {k:?} passed"));
                     }
-                } else if m.root_dev_major() != 0 && m.mountpoint != "/" {
-                    return Err(format!("device mount {m:?} passed"));
+                } else if m.mountpoint != "/" {
+                    if m.root_dev_major() != 0 {
+                        return Err(format!("device mount {m:?} passed"));
+                    }
+                    // criu would bind the rootfs there
+                    if Some(m.root_dev) == root_dev {
+                        return Err(format!("mount on the root's device {m:?} passed"));
+                    }
                 }
             }
         }

@@ -110,7 +110,10 @@ impl DumpArgs {
         }
         // The container's root is the runtime's mount, recreated by the
         // runtime of the restoring container (criu restores it from
-        // --root). The runtime's bind mounts (hosts, resolv.conf, /dev/shm
+        // --root; its dump skips the root when it resolves external
+        // mounts, so the image's root entry carries no key, and its type
+        // is whatever criu makes of the rootfs: "unsupported" for a Kata
+        // guest's virtiofs). The runtime's bind mounts (hosts, resolv.conf, /dev/shm
         // of a pod, /dev/.kata-cr-init...) and the container's cgroup
         // mounts are external, keyed by their mount point: a restore maps
         // each key to the new container's source for that mount point.
@@ -136,6 +139,16 @@ impl DumpArgs {
         }
         if self.tcp_established {
             push("--tcp-established");
+            // criu locks each connection it dumps from a network namespace
+            // it does not dump (a Kata guest's, shared by its containers).
+            // Its default way runs `iptables-restore` through `sh`, which a
+            // Kata guest does not have (criu: "exited, status=127", "Failed
+            // to lock TCP connection"); nftables goes through libnftables,
+            // linked into criu, and the kernel's nf_tables, which criu's
+            // own probes need anyway. A restore takes the method from the
+            // image's inventory.
+            push("--network-lock");
+            push("nftables");
         }
         if self.file_locks {
             push("--file-locks");
@@ -824,9 +837,15 @@ mod tests {
         assert!(!s.contains("--freeze-cgroup"), "{s}");
         assert!(!s.contains("--leave-running"), "{s}");
         assert!(
-            s.ends_with("--tcp-established --file-locks --ext-unix-sk"),
+            s.ends_with("--tcp-established --network-lock nftables --file-locks --ext-unix-sk"),
             "{s}"
         );
+        // Without connections to lock, criu's default stays.
+        let s = joined(&DumpArgs {
+            tcp_established: false,
+            ..a
+        });
+        assert!(!s.contains("--network-lock"), "{s}");
     }
 
     #[test]

@@ -21,7 +21,10 @@
 //!   and read-only paths stay so; the spec's external binds may be missing
 //!   or extra (their sources are the container's own). More mounts than
 //!   that need `CAP_SYS_ADMIN`, as making them in the container would. The root of
-//!   the tree is the new container's rootfs (criu's `--root`); tasks with
+//!   the tree is the new container's rootfs (criu's `--root`), whatever its
+//!   entry says about its filesystem (a Kata guest's virtiofs root is
+//!   "unsupported" to criu), and no fresh mount may be on its device (criu
+//!   would bind the rootfs there); tasks with
 //!   mount namespaces of their own are not restored.
 //! - Credentials. Every thread has credentials in its core image (criu
 //!   leaves a thread without them with its own root credentials); its
@@ -392,8 +395,13 @@ fn mounts(what: &str, c: &Claims, g: &Grants) -> Result<()> {
             "{file} is missing: no mounts for the root task's mount namespace"
         ))
     })?;
-    // The tree's root comes back as the new container's rootfs (criu's
-    // --root), whatever the entry says about its filesystem.
+    // The tree's root comes back as the new container's rootfs, whatever
+    // the entry says about its filesystem, source or root: criu takes the
+    // entry at "/" of the root task's mount namespace for the namespace's
+    // root and binds `--root` there (mount.c `rst_mnt_is_root`, before any
+    // other way of mounting it). It is never an external mount either:
+    // criu's dump resolves external mounts of every entry but that root, so
+    // `--external mnt[/]` leaves no key on it.
     let ids: std::collections::BTreeSet<u32> = list.iter().map(|m| m.mnt_id).collect();
     let roots: Vec<&MntEntry> = list
         .iter()
@@ -411,10 +419,39 @@ fn mounts(what: &str, c: &Claims, g: &Grants) -> Result<()> {
             )))
         }
     }
+    let root = roots[0];
     for m in list {
-        entry(&file, m, g, std::ptr::eq(m, roots[0]))?;
+        let is_root = std::ptr::eq(m, root);
+        entry(&file, m, g, is_root)?;
+        if !is_root {
+            not_a_bind_of_the_root(&file, m, root)?;
+        }
     }
     same_tree(&file, list, g)
+}
+
+/// A mount that is not external must not be on the device of the tree's
+/// root. criu restores a mount whose superblock it takes for the root's
+/// (same device, and same source, type and options unless one of them is
+/// external) as a bind of the root: of `--root`, the new container's
+/// rootfs, in place of the fresh filesystem the image names. As the root's
+/// type is not checked (criu does not use it), an image could otherwise
+/// turn a masking tmpfs, or /proc, into a view of the rootfs. No dump
+/// records such a mount: a bind of the rootfs inside the container has the
+/// rootfs's own type, which only an external key lets through.
+fn not_a_bind_of_the_root(file: &str, m: &MntEntry, root: &MntEntry) -> Result<()> {
+    if m.ext_key.is_none() && m.root_dev == root.root_dev {
+        return Err(refuse(format!(
+            "{file}: mount {} at {:?}: a {} mount on device {}:{}, the device of the tree's \
+             root: criu would bind the container's rootfs there",
+            m.mnt_id,
+            m.mountpoint,
+            m.fsname.as_deref().unwrap_or(fs_name(m.fstype)),
+            m.root_dev >> 20,
+            m.root_dev & 0xfffff,
+        )));
+    }
+    Ok(())
 }
 
 /// The rules every mount entry follows, whatever namespace it is in.
@@ -540,8 +577,14 @@ fn same_tree(file: &str, list: &[MntEntry], g: &Grants) -> Result<()> {
             }
             // External mounts were checked against their key; a fresh one
             // must be the same kind of filesystem as the container's
-            // (a proc bind in place of a masking tmpfs would unmask).
-            if got.ext_key.is_none() && fstype::of_name(&want.fstype) != Some(got.fstype) {
+            // (a proc bind in place of a masking tmpfs would unmask). The
+            // root is neither: criu binds the new container's rootfs there
+            // whatever its entry says (see `mounts`), and records what it
+            // cannot name as "unsupported" (a Kata guest's virtiofs root).
+            if *mp != "/"
+                && got.ext_key.is_none()
+                && fstype::of_name(&want.fstype) != Some(got.fstype)
+            {
                 return Err(refuse(format!(
                     "{at}: a {} mount where the container has {}",
                     fs_name(got.fstype),
@@ -609,8 +652,9 @@ mod tests {
     use super::*;
 
     /// The real image sets of `tests/corpus/criu` (dumped in the test bed
-    /// by kata-cr-agent without `--ext-mount-map auto`), each with the
-    /// mountinfo of the container's init.
+    /// by kata-cr-agent without `--ext-mount-map auto`; `kata-*` in a Kata
+    /// guest of the `--kata` bed), each with the mountinfo of the
+    /// container's init.
     fn corpus(name: &str) -> (MemSource, String) {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/corpus/criu")
@@ -638,9 +682,10 @@ mod tests {
         let mut external = BTreeMap::new();
         external.insert(EXT_ROOT_KEY.to_string(), PathBuf::from("/new/rootfs"));
         for m in &mounts {
+            // (Kata binds the sandbox's shm at every container's /dev/shm.)
             let bind = m.mountpoint.starts_with("/etc/")
                 || m.mountpoint == "/dev/.kata-cr-init"
-                || (m.mountpoint == "/dev/shm" && name.starts_with("cri"))
+                || (m.mountpoint == "/dev/shm" && !name.starts_with("ctr"))
                 || m.fstype == "cgroup";
             if bind {
                 external.insert(m.mountpoint.clone(), PathBuf::from("/new/source"));
@@ -650,11 +695,12 @@ mod tests {
             caps: 0xa804_25fb,
             uids: vec![0],
             gids: vec![0],
-            no_new_privs: name == "ctr",
+            no_new_privs: name.ends_with("ctr"),
             seccomp_filter: false,
             lsm_label: None,
             loginuid: Some(u32::MAX),
-            own_netns: name != "cri-host-net",
+            // A Kata guest's containers share its network namespace.
+            own_netns: name != "cri-host-net" && !name.starts_with("kata"),
             mounts,
             external,
         }
@@ -709,7 +755,7 @@ mod tests {
 
     #[test]
     fn real_checkpoints_pass_against_their_own_containers() {
-        for name in ["ctr", "cri-host-net", "cri-pod-net"] {
+        for name in ["ctr", "cri-host-net", "cri-pod-net", "kata-ctr"] {
             let (src, mi) = corpus(name);
             judge(&src, &grants(name, &mi)).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
@@ -1100,5 +1146,139 @@ mod tests {
             &grants("ctr", &mi),
             &["pid namespace is neither criu's own"],
         );
+    }
+
+    /// The root entry of `src`'s mount tree, as criu recorded it.
+    fn root_entry(src: &MemSource) -> MntEntry {
+        let f = mounts_file(src);
+        let data = src.0[&f].clone();
+        let mut r = EntryReader::new(data.as_slice(), magic::MNTS, "m", 1 << 20).unwrap();
+        while let Some(e) = r.next_entry().unwrap() {
+            let m = MntEntry::decode(e).unwrap();
+            if m.mountpoint == "/" {
+                return m;
+            }
+        }
+        panic!("no root entry in {f}")
+    }
+
+    /// A ctr container's image set dumped in a Kata guest (Kata 3.30 in
+    /// the `--kata` bed): its rootfs is virtiofs (kata-agent's bind of the
+    /// shared directory), which criu cannot name ("unsupported"), and the
+    /// root entry has no external key although the dump said
+    /// `--external mnt[/]:rootfs`.
+    fn kata_like() -> (MemSource, Grants) {
+        let (src, mi) = corpus("kata-ctr");
+        let g = grants("kata-ctr", &mi);
+        (src, g)
+    }
+
+    #[test]
+    fn a_root_criu_cannot_name_comes_back_as_the_container_s_rootfs() {
+        let (src, g) = kata_like();
+        assert_eq!(root_entry(&src).fstype, fstype::UNSUPPORTED);
+        assert_eq!(root_entry(&src).ext_key, None);
+        judge(&src, &g).unwrap();
+        // Whatever the root entry claims to be: criu binds --root there.
+        for code in [fstype::TMPFS, fstype::PROC, fstype::OVERLAYFS] {
+            let (mut src, g) = kata_like();
+            let f = mounts_file(&src);
+            edit(&mut src, &f, magic::MNTS, |m| {
+                if at(m, "/") {
+                    m.set(mnt::FSTYPE, RawValue::Varint(u64::from(code)));
+                }
+                true
+            });
+            judge(&src, &g).unwrap_or_else(|e| panic!("root as {code}: {e}"));
+        }
+    }
+
+    #[test]
+    fn the_root_s_other_refusals_stay() {
+        // Its protections: a read-only rootfs stays read-only.
+        let (src, mut g) = kata_like();
+        g.mounts
+            .iter_mut()
+            .filter(|m| m.mountpoint == "/")
+            .for_each(|m| m.flags |= 1);
+        refused(&src, &g, &["at \"/\"", "lacks ro"]);
+        // A second mount at "/" (criu would bind --root twice; the second
+        // hides the first's mounts).
+        let (mut src, g) = kata_like();
+        let f = mounts_file(&src);
+        let root = root_entry(&src);
+        let mut all = Vec::new();
+        let data = src.0[&f].clone();
+        let mut r = EntryReader::new(data.as_slice(), magic::MNTS, "m", 1 << 20).unwrap();
+        while let Some(e) = r.next_entry().unwrap() {
+            all.push(e.to_vec());
+        }
+        let mut over = RawMessage::parse(&all[0]).unwrap();
+        over.set(mnt::MNT_ID, RawValue::Varint(9999))
+            .set(mnt::PARENT_MNT_ID, RawValue::Varint(u64::from(root.mnt_id)))
+            .set(mnt::MOUNTPOINT, RawValue::Bytes(b"/".to_vec()));
+        all.push(over.encode());
+        src.0
+            .insert(f, encode_image(magic::MNTS, all.iter().map(Vec::as_slice)));
+        refused(&src, &g, &["2 mount(s) at \"/\""]);
+        // An external key other than the rootfs's at "/".
+        let (mut src, g) = kata_like();
+        let f = mounts_file(&src);
+        edit(&mut src, &f, magic::MNTS, |m| {
+            if at(m, "/") {
+                m.set(mnt::EXT_KEY, RawValue::Bytes(b"/dev/shm".to_vec()));
+            }
+            true
+        });
+        refused(&src, &g, &["key \"/dev/shm\" belongs at \"/dev/shm\""]);
+    }
+
+    #[test]
+    fn a_fresh_mount_on_the_root_s_device_is_refused() {
+        // criu would take it for a bind of the root and bind the rootfs
+        // there: a masking tmpfs, or /proc, would become the rootfs.
+        for (mp, code) in [
+            ("/proc/keys", fstype::TMPFS),
+            ("/proc", fstype::PROC),
+            ("/run", fstype::TMPFS),
+        ] {
+            let (mut src, g) = kata_like();
+            let root = root_entry(&src);
+            let f = mounts_file(&src);
+            let mut opts = None;
+            edit(&mut src, &f, magic::MNTS, |m| {
+                if at(m, mp) {
+                    opts = m.get(mnt::OPTIONS).cloned();
+                    m.set(mnt::ROOT_DEV, RawValue::Varint(u64::from(root.root_dev)));
+                }
+                true
+            });
+            edit(&mut src, &f, magic::MNTS, |m| {
+                if at(m, "/") {
+                    m.set(mnt::FSTYPE, RawValue::Varint(u64::from(code)))
+                        .set(mnt::SOURCE, RawValue::Bytes(b"tmpfs".to_vec()));
+                    if let Some(o) = opts.clone() {
+                        m.set(mnt::OPTIONS, o);
+                    }
+                }
+                true
+            });
+            refused(
+                &src,
+                &g,
+                &[&format!("at {mp:?}"), "device of the tree's root", "rootfs"],
+            );
+        }
+        // The same on the plain bed's image set (an overlay root).
+        let (mut src, mi) = corpus("ctr");
+        let root = root_entry(&src);
+        let f = mounts_file(&src);
+        edit(&mut src, &f, magic::MNTS, |m| {
+            if at(m, "/run") {
+                m.set(mnt::ROOT_DEV, RawValue::Varint(u64::from(root.root_dev)));
+            }
+            true
+        });
+        refused(&src, &grants("ctr", &mi), &["device of the tree's root"]);
     }
 }
