@@ -208,6 +208,9 @@ needs() { # needs FLOW (first thing in a case function, outside run_both)
     checkpoint-options)
       [ "${v%%.*}" -ge 2 ] \
         || why="containerd $v hands checkpoint options (ctr t checkpoint --image-path/--exit, Tasks.Checkpoint's image_path) to runc runtimes only: a kata-cr task gets none, and containerd picks the image path itself" ;;
+    runc-rich-checkpoint)
+      [ "${v%%.*}" -ge 2 ] \
+        || why="on containerd $v (Debian trixie's runc and criu) runc itself fails to checkpoint this workload (a TCP server, a tmpfs buffer: 'criu failed: type NOTIFY' from runc), so there is no A/B; kata-cr's checkpoint and restore of it are A/B-tested on the 2.x bed" ;;
     criu-ro-root)
       criu_keeps_ro_root \
         || why="criu ${E2E_CRIU_VERSION:-?} restores a read-only root writable (criu issue #2632, fixed in 4.2): runc's restored container could write its root, and kata-cr refuses such a restore (the kata-cr case on old criu checks that)" ;;

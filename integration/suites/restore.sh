@@ -114,7 +114,7 @@ scn_after_restore_semantics() {
   events_of "$ev" "$id" | grep -qx "/tasks/exit exit_status=43 id=$id" || fail "no TaskExit 43 after USR1: $(events_of "$ev" "$id")"
   echo "delete: $(ctr t rm "$id" 2>&1 | grep -o 'exit code [0-9]*')"
 }
-t_after_restore_semantics() { run_cr scn_after_restore_semantics; }
+t_after_restore_semantics() { needs runc-rich-checkpoint; run_cr scn_after_restore_semantics; }
 
 scn_restored_term_and_kill() {
   local id out; id=$(uid tk)
