@@ -11,7 +11,7 @@
 //! kata-cr-agent ctl [--addr ADDR] release --id ID --rootfs PATH --image-dir NAME
 //! kata-cr-agent ctl [--addr ADDR] restore --id ID --rootfs PATH --image-dir NAME
 //!                   [--tcp-established] [--tcp-close] [--file-locks] [--ext-unix-sk]
-//! kata-cr-agent pidns-exec --pidns-fd N -- PROG [ARG...]   (the daemon's own helpers)
+//! kata-cr-agent pidns-exec --pidns-fd N [--above PID] -- PROG [ARG...]   (the daemon's own helpers)
 //! kata-cr-agent criu-guard [--on-loss FILE VALUE] -- PROG [ARG...]
 //! ```
 //! `ADDR` is `unix:///path` or `vsock://CID:PORT` (default
@@ -55,6 +55,8 @@ pub enum Mode {
     PidnsExec {
         /// Descriptor open on the pid namespace.
         pidns_fd: i32,
+        /// The program's pid goes above this one (`--above`).
+        above: Option<i32>,
         /// Program and arguments.
         argv: Vec<String>,
     },
@@ -211,14 +213,29 @@ fn parse_pidns_exec(mut args: impl Iterator<Item = String>) -> Result<Mode, Stri
     let pidns_fd = value(&mut args, "--pidns-fd")?
         .parse()
         .map_err(|_| "--pidns-fd needs a number".to_string())?;
-    if args.next().as_deref() != Some("--") {
-        return Err("pidns-exec needs -- before the program".into());
+    let mut above = None;
+    loop {
+        match args.next().as_deref() {
+            Some("--") => break,
+            Some("--above") => {
+                above = Some(
+                    value(&mut args, "--above")?
+                        .parse()
+                        .map_err(|_| "--above needs a pid".to_string())?,
+                )
+            }
+            _ => return Err("pidns-exec needs [--above PID] -- before the program".into()),
+        }
     }
     let argv: Vec<String> = args.collect();
     if argv.is_empty() {
         return Err("pidns-exec needs a program".into());
     }
-    Ok(Mode::PidnsExec { pidns_fd, argv })
+    Ok(Mode::PidnsExec {
+        pidns_fd,
+        above,
+        argv,
+    })
 }
 
 fn parse_ctl(mut args: impl Iterator<Item = String>) -> Result<Mode, String> {
@@ -424,9 +441,19 @@ mod tests {
             p("pidns-exec --pidns-fd 7 -- criu restore -v4").unwrap(),
             Mode::PidnsExec {
                 pidns_fd: 7,
+                above: None,
                 argv: vec!["criu".into(), "restore".into(), "-v4".into()]
             }
         );
+        assert_eq!(
+            p("pidns-exec --pidns-fd 7 --above 32772 -- criu").unwrap(),
+            Mode::PidnsExec {
+                pidns_fd: 7,
+                above: Some(32772),
+                argv: vec!["criu".into()]
+            }
+        );
+        assert!(p("pidns-exec --pidns-fd 7 --above x -- criu").is_err());
         assert!(p("pidns-exec --pidns-fd 7 --").is_err());
         assert!(p("pidns-exec --pidns-fd x -- criu").is_err());
         assert!(p("pidns-exec criu").is_err());

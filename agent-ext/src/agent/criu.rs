@@ -527,6 +527,10 @@ pub struct ChildSetup<'a> {
     /// executable (`kata-cr-agent pidns-exec`, see [`super::pidns`]), which
     /// joins it and starts criu there with a high pid and its own `/proc`.
     pub pidns: Option<BorrowedFd<'a>>,
+    /// With [`Self::pidns`]: criu's pid there goes above this one (the
+    /// highest pid of the image set it restores), and so does everything
+    /// it forks.
+    pub pid_floor: Option<u32>,
     /// How long criu may run: past it the started process is killed, then
     /// [`Self::on_limit`] runs, and the outcome says
     /// [`Outcome::timed_out`]. `None`: no limit.
@@ -573,6 +577,10 @@ impl Criu {
             argv.push("pidns-exec".into());
             argv.push("--pidns-fd".into());
             argv.push(fd.as_raw_fd().to_string().into());
+            if let Some(floor) = setup.pid_floor {
+                argv.push("--above".into());
+                argv.push(floor.to_string().into());
+            }
             argv.push("--".into());
         }
         argv.push(self.path.clone().into());

@@ -1,13 +1,20 @@
-//! `kata-cr-agent pidns-exec --pidns-fd N -- PROG [ARG...]`: runs `PROG`
+//! `kata-cr-agent pidns-exec --pidns-fd N [--above P] -- PROG [ARG...]`: runs `PROG`
 //! as a process of the pid namespace open on descriptor `N` (the daemon
 //! starts criu restore this way; it is a fresh single-threaded process, as
 //! `setns` into a pid namespace and `clone3` need).
 //!
 //! - `setns(N, CLONE_NEWPID)`: the helper's children are born in that
 //!   namespace (the helper itself stays outside).
-//! - The child gets the highest free pid of the namespace (`clone3` with
-//!   `set_tid`, trying downwards from `pid_max - 1`): the low pids the
-//!   restored tree needs again (the init's first child was 2) stay free.
+//! - The child gets the first free pid above `P` (`clone3` with `set_tid`,
+//!   trying upwards from `P + 1`), `P` being the highest pid of the image
+//!   set criu restores; without `--above`, or when the namespace's
+//!   `pid_max` leaves no room there, the highest free pid (trying downwards
+//!   from `pid_max - 1`). Either way the pids the restored tree needs again
+//!   stay free, and the namespace's pid cursor is moved to the child's pid
+//!   so that what criu forks is born after it: a dumped tree may hold any
+//!   pid (a workload whose cursor was moved by an earlier dump holds pids
+//!   right above the old criu's), and a helper of criu born on one of them
+//!   fails the restore ("Can't fork for 32772: File exists").
 //! - The child makes itself a private mount namespace with a `/proc` of the
 //!   target pid namespace (criu reads its own and its children's pids
 //!   there), then execs `PROG` (`PATH` lookup). It dies with the helper
@@ -76,15 +83,20 @@ fn fork_with_pid(pid: i32) -> Result<i32, Errno> {
     Errno::result(rc).map(|r| r as i32)
 }
 
-/// The pids to try for the child, highest first.
-pub fn candidate_pids(pid_max: i32) -> impl Iterator<Item = i32> {
+/// The pids to try for the child: upwards from `above + 1` when asked,
+/// then downwards from `pid_max - 1`.
+pub fn candidate_pids(pid_max: i32, above: Option<i32>) -> impl Iterator<Item = i32> {
     let top = pid_max.saturating_sub(1).max(2);
-    (top.saturating_sub(PID_TRIES).max(2)..=top).rev()
+    let up = above
+        .map(|p| p.max(1).saturating_add(1))
+        .map(|low| low..low.saturating_add(PID_TRIES))
+        .unwrap_or(0..0);
+    up.chain((top.saturating_sub(PID_TRIES).max(2)..=top).rev())
 }
 
 /// Runs the helper; returns its exit code.
-pub fn main(pidns_fd: i32, argv: &[String]) -> i32 {
-    match run(pidns_fd, argv) {
+pub fn main(pidns_fd: i32, above: Option<i32>, argv: &[String]) -> i32 {
+    match run(pidns_fd, above, argv) {
         Ok(code) => code,
         Err(msg) => {
             let _ = writeln!(std::io::stderr(), "kata-cr-agent pidns-exec: {msg}");
@@ -93,7 +105,7 @@ pub fn main(pidns_fd: i32, argv: &[String]) -> i32 {
     }
 }
 
-fn run(pidns_fd: i32, argv: &[String]) -> Result<i32, String> {
+fn run(pidns_fd: i32, above: Option<i32>, argv: &[String]) -> Result<i32, String> {
     let argv: Vec<CString> = argv
         .iter()
         .map(|a| CString::new(a.as_bytes()).map_err(|_| format!("NUL byte in {a:?}")))
@@ -118,21 +130,22 @@ fn run(pidns_fd: i32, argv: &[String]) -> Result<i32, String> {
     let helper = getpid();
     let mut child = None;
     let mut last = Errno::EEXIST;
-    for pid in candidate_pids(pid_max) {
+    for pid in candidate_pids(pid_max, above) {
         match fork_with_pid(pid) {
             Ok(0) => exec_child(helper, &argv),
             Ok(host_pid) => {
                 child = Some(Pid::from_raw(host_pid));
                 break;
             }
-            // Taken, or above the namespace's own pid_max: try lower.
+            // Taken, or above the namespace's own pid_max: try the next.
             Err(e @ (Errno::EEXIST | Errno::EINVAL)) => last = e,
             Err(e) => return Err(format!("clone3 with pid {pid}: {}", e.desc())),
         }
     }
     let Some(child) = child else {
         return Err(format!(
-            "no free pid among the {PID_TRIES} below {pid_max}: {}",
+            "no free pid above {} nor among the {PID_TRIES} below {pid_max}: {}",
+            above.map_or("-".to_string(), |p| p.to_string()),
             last.desc()
         ));
     };
@@ -211,10 +224,10 @@ fn exec_child(helper: Pid, argv: &[CString]) -> ! {
     ) {
         fail("mount /proc of the pid namespace", e);
     }
-    // set_tid placed this process high, but it does not move the
-    // namespace's pid cursor: criu's own helpers would still be born at
-    // 2, 3, ... and could take a pid the restored tree needs ("Can't fork
-    // for 7: File exists"). Move the cursor here, above us.
+    // set_tid placed this process, but it does not move the namespace's
+    // pid cursor: criu's own helpers would be born wherever it was and
+    // could take a pid the restored tree needs ("Can't fork for 7: File
+    // exists"). Move the cursor here.
     let mut buf = [0u8; 16];
     let n = fmt_pid(getpid().as_raw(), &mut buf);
     let written = nix::fcntl::open(
@@ -251,10 +264,21 @@ mod tests {
 
     #[test]
     fn candidates_go_down_from_pid_max() {
-        let c: Vec<i32> = candidate_pids(4_194_304).take(3).collect();
+        let c: Vec<i32> = candidate_pids(4_194_304, None).take(3).collect();
         assert_eq!(c, [4_194_303, 4_194_302, 4_194_301]);
-        assert_eq!(candidate_pids(32768).count(), PID_TRIES as usize + 1);
+        assert_eq!(candidate_pids(32768, None).count(), PID_TRIES as usize + 1);
         // A tiny pid_max never offers pid 1 or below.
-        assert_eq!(candidate_pids(5).collect::<Vec<_>>(), [4, 3, 2]);
+        assert_eq!(candidate_pids(5, None).collect::<Vec<_>>(), [4, 3, 2]);
+    }
+
+    #[test]
+    fn candidates_start_above_the_image_sets_pids() {
+        // The image holds 32772, past the old criu at 32767: criu and its
+        // helpers go above it, then (pid_max reached) down from the top.
+        let c: Vec<i32> = candidate_pids(32768, Some(32772)).collect();
+        assert_eq!(&c[..2], [32773, 32774]);
+        assert_eq!(c[PID_TRIES as usize], 32767);
+        assert!(c.iter().all(|&p| p != 32772 && p > 1));
+        assert_eq!(candidate_pids(32768, Some(0)).next(), Some(2));
     }
 }

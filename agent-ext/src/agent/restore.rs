@@ -352,6 +352,7 @@ async fn run(
         keep_fds,
         cgroup_procs,
         pidns: Some(pidns.as_fd()),
+        pid_floor: claims.threads.iter().map(|t| t.pid.max(t.tid)).max(),
         limit: Some(limit),
         on_limit: Some(Box::new(move || {
             let killed = kill_pidns_members(&sweep_proc, init);

@@ -12,8 +12,13 @@ fn main() {
     };
     // The helper must stay single-threaded (setns into a pid namespace,
     // clone3): handled before the async runtime exists.
-    if let Mode::PidnsExec { pidns_fd, argv } = &mode {
-        std::process::exit(agent_ext::agent::pidns::main(*pidns_fd, argv));
+    if let Mode::PidnsExec {
+        pidns_fd,
+        above,
+        argv,
+    } = &mode
+    {
+        std::process::exit(agent_ext::agent::pidns::main(*pidns_fd, *above, argv));
     }
     if let Mode::Guard { on_loss, argv } = &mode {
         std::process::exit(agent_ext::agent::guard::main(on_loss.as_ref(), argv));
