@@ -78,6 +78,12 @@ scn_ctr_three_cycles() {
 }
 t_ctr_three_cycles() { run_cr scn_ctr_three_cycles; }
 
+# exec_privs ID: capability sets, no_new_privs and seccomp mode of a process
+# exec'd into ID, on one line
+exec_privs() {
+  exec_in "$1" grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/status | awk '{printf "%s%s ", $1, $2}'
+}
+
 scn_after_restore_semantics() {
   local id ev; id=$(uid sem); ev=$E2E_CASE_DIR/events.$RT
   # Host network: ctr gives a container a network namespace whose loopback is down.
@@ -88,6 +94,11 @@ scn_after_restore_semantics() {
   wait_counting "$id" "$RICH_UP_SECS"
   local sum; sum=$(exec_in "$id" cat /tmp/buf.sum)
   [ -n "$sum" ] || fail "no checksum of the 64 MiB buffer"
+  # what an exec'd process holds, before and after: the restore lends the
+  # init capabilities, and no exec may keep any of them
+  local privs_before privs_after
+  privs_before=$(exec_privs "$id")
+  [ -n "$privs_before" ] || fail "cannot read an exec'd process's capabilities"
   printf 'cycle: '; ctr_cycle "$id" "localhost/sem-$id:1"
   local tmpfs exact tcp procs eff
   tmpfs=$(exec_in "$id" cat /buf/c >/dev/null && echo yes)
@@ -95,6 +106,7 @@ scn_after_restore_semantics() {
   tcp=$(timeout 5 ctr t exec --exec-id "n$RANDOM" "$id" wget -qO- http://127.0.0.1:18081/ 2>&1 | head -1)
   procs=$(workload_procs "$id")
   eff=$(exec_in "$id" grep CapEff /proc/self/status | awk '{print $2}')
+  privs_after=$(exec_privs "$id")
   echo "tmpfs counter readable through exec: $tmpfs"
   echo "64 MiB buffer byte-exact: $exact"
   echo "tcp server answers: $tcp"
@@ -104,7 +116,10 @@ scn_after_restore_semantics() {
   expect_eq "64 MiB buffer" yes "$exact"
   expect_eq "tcp server" ping "$tcp"
   expect_eq "workload processes" 1 "$procs"
+  echo "exec'd process before: $privs_before"
+  echo "exec'd process after:  $privs_after"
   expect_eq "CAP_SYS_ADMIN of an exec'd process" 0 "$(( (0x${eff:-0} >> 21) & 1 ))"
+  expect_eq "an exec'd process's capabilities, no_new_privs and seccomp across the restore" "$privs_before" "$privs_after"
   events_start "$ev"
   must ctr t kill -s USR1 "$id"
   wait_status "$id" STOPPED

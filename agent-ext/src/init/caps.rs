@@ -88,6 +88,80 @@ fn in_bounding(cap: c_int) -> Option<bool> {
     }
 }
 
+/// All five capability sets of a process, as masks (bit n = capability n).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Full {
+    pub bounding: u64,
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+    pub ambient: u64,
+}
+
+/// Sets the process's capabilities to `want`, each set cut to what the
+/// process holds (see [`super::exec::target`]); checks the result.
+/// Bounding first (needs `CAP_SETPCAP`, which capset may then drop), then
+/// ambient lowered, capset, ambient raised.
+pub fn set_exactly(want: Full) -> Result<(), (&'static str, Errno)> {
+    let now = get().map_err(|e| ("capget", e))?;
+    let t = super::exec::target(want, now);
+    for cap in 0..64 {
+        let bit = 1u64 << cap;
+        let Some(bounded) = in_bounding(cap) else {
+            break;
+        };
+        if bounded && t.bounding & bit == 0 {
+            // SAFETY: plain prctl taking integers (nix wraps no PR_CAPBSET_*).
+            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } != 0 {
+                return Err((
+                    "drop from the bounding set (needs CAP_SETPCAP)",
+                    Errno::last(),
+                ));
+            }
+        }
+    }
+    // SAFETY: plain prctl taking integers (nix wraps no PR_CAP_AMBIENT).
+    if unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        )
+    } != 0
+    {
+        return Err(("clear the ambient set", Errno::last()));
+    }
+    set(Sets {
+        effective: t.effective,
+        permitted: t.permitted,
+        inheritable: t.inheritable,
+    })
+    .map_err(|e| ("capset", e))?;
+    for cap in 0..64 {
+        if t.ambient & (1u64 << cap) != 0 {
+            // SAFETY: as above.
+            let rc =
+                unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE, cap, 0, 0) };
+            if rc != 0 {
+                return Err(("raise an ambient capability", Errno::last()));
+            }
+        }
+    }
+    let after = get().map_err(|e| ("capget", e))?;
+    if after.effective != t.effective
+        || after.permitted != t.permitted
+        || after.inheritable != t.inheritable
+    {
+        return Err((
+            "capabilities differ from the asked ones after capset",
+            Errno::EPERM,
+        ));
+    }
+    Ok(())
+}
+
 /// Cuts every capability set of the process (bounding, ambient, then
 /// effective, permitted and inheritable) down to `keep`, and checks the
 /// result. Bounding and ambient go first: dropping from the bounding set

@@ -3,6 +3,7 @@
 //! ```text
 //! kata-cr-init -- <command> [<arg>...]
 //! kata-cr-init --restore --keep-caps <hex> [--deny-setns] -- <command> [<arg>...]
+//! kata-cr-init --exec --caps <B:E:P:I:A> [--deny-setns] -- <command> [<arg>...]
 //! ```
 //!
 //! Options come before `--`; anything else there is rejected, so that an
@@ -18,6 +19,9 @@
 //! - `--deny-setns` (restore mode): after joining, install a seccomp filter
 //!   that fails `setns` with `EPERM` (for a spec whose seccomp profile
 //!   forbade `setns` and was relaxed for the init's one call).
+//! - `--exec`: [`Mode::Exec`], set the capability sets `--caps` gives
+//!   (bounding, effective, permitted, inheritable, ambient masks in hex,
+//!   `:`-separated), deny `setns` if asked, and exec the command in place.
 
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStringExt as _;
@@ -32,6 +36,36 @@ pub enum Mode {
     /// Adopt a workload that `kata-cr-agent` restores as the init's child,
     /// then supervise it as in [`Mode::Run`].
     Restore(RestoreOptions),
+    /// Set an exec'd process's capabilities, then exec the command.
+    Exec(ExecOptions),
+}
+
+/// Options of [`Mode::Exec`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOptions {
+    /// The sets the process gets (each cut to what it holds).
+    pub caps: super::caps::Full,
+    /// Forbid `setns` with a seccomp filter before the exec.
+    pub deny_setns: bool,
+    /// The command.
+    pub command: Command,
+}
+
+/// Parses `B:E:P:I:A` (hex masks).
+pub fn parse_full(text: &str) -> Result<super::caps::Full, Error> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let [b, e, p, i, a] = parts[..] else {
+        return Err(Error::Usage(format!(
+            "bad capability sets {text:?} (want B:E:P:I:A)"
+        )));
+    };
+    Ok(super::caps::Full {
+        bounding: parse_caps(b)?,
+        effective: parse_caps(e)?,
+        permitted: parse_caps(p)?,
+        inheritable: parse_caps(i)?,
+        ambient: parse_caps(a)?,
+    })
 }
 
 /// Options of [`Mode::Restore`].
@@ -91,6 +125,8 @@ where
 {
     let mut args = args.into_iter();
     let mut restore = false;
+    let mut exec = false;
+    let mut exec_caps = None;
     let mut keep_caps = None;
     let mut deny_setns = false;
     loop {
@@ -101,6 +137,13 @@ where
             Some("--") => break,
             Some("--restore") => restore = true,
             Some("--deny-setns") => deny_setns = true,
+            Some("--exec") => exec = true,
+            Some("--caps") => {
+                let value = args
+                    .next()
+                    .ok_or_else(|| Error::Usage("--caps needs a value".into()))?;
+                exec_caps = Some(parse_full(&value.to_string_lossy())?);
+            }
             Some("--keep-caps") => {
                 let value = args
                     .next()
@@ -124,6 +167,20 @@ where
         })
         .collect::<Result<Vec<_>, _>>()?;
     let command = Command::new(argv)?;
+    if exec {
+        if restore || keep_caps.is_some() {
+            return Err(Error::Usage("--exec goes without --restore".into()));
+        }
+        let caps = exec_caps.ok_or_else(|| Error::Usage("--exec needs --caps".into()))?;
+        return Ok(Mode::Exec(ExecOptions {
+            caps,
+            deny_setns,
+            command,
+        }));
+    }
+    if exec_caps.is_some() {
+        return Err(Error::Usage("--caps needs --exec".into()));
+    }
     if !restore {
         if keep_caps.is_some() || deny_setns {
             return Err(Error::Usage(
@@ -187,6 +244,20 @@ mod tests {
             &["--keep-caps", "ff", "--", "sh"][..],
             &["--deny-setns", "--", "sh"][..],
             &["--restore", "--keep-caps", "ff"][..],
+            &["--exec", "--", "sh"][..],
+            &["--exec", "--caps", "1:2:3:4", "--", "sh"][..],
+            &["--exec", "--caps", "1:2:3:4:x", "--", "sh"][..],
+            &["--caps", "1:2:3:4:5", "--", "sh"][..],
+            &[
+                "--exec",
+                "--restore",
+                "--keep-caps",
+                "1",
+                "--caps",
+                "1:2:3:4:5",
+                "--",
+                "sh",
+            ][..],
         ] {
             let err = parse_strs(args).unwrap_err();
             assert_eq!(err.exit_code(), 120, "{args:?}: {err}");
@@ -220,5 +291,32 @@ mod tests {
             panic!("not restore mode")
         };
         assert_eq!((opts.keep_caps, opts.deny_setns), (0, false));
+    }
+
+    #[test]
+    fn exec_mode_with_five_sets() {
+        let mode = parse_strs(&[
+            "--exec",
+            "--caps",
+            "a80425fb:a80425fb:a80425fb:0:0",
+            "--deny-setns",
+            "--",
+            "ps",
+        ])
+        .unwrap();
+        assert_eq!(
+            mode,
+            Mode::Exec(ExecOptions {
+                caps: super::super::caps::Full {
+                    bounding: 0xa80425fb,
+                    effective: 0xa80425fb,
+                    permitted: 0xa80425fb,
+                    inheritable: 0,
+                    ambient: 0,
+                },
+                deny_setns: true,
+                command: Command::new(cstrings(&["ps"])).unwrap(),
+            })
+        );
     }
 }

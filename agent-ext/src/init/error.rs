@@ -18,6 +18,8 @@ pub enum Error {
     /// Restore mode: the restore failed, or adopting the restored workload
     /// (joining its mount namespace, dropping capabilities) failed.
     Restore(String),
+    /// Exec mode: setting the exec's capabilities or seccomp filter failed.
+    Exec(String),
 }
 
 impl Error {
@@ -29,6 +31,7 @@ impl Error {
             Error::Fork(_) => 122,
             Error::Supervise(..) => 124,
             Error::Restore(_) => 125,
+            Error::Exec(_) => 123,
         }
     }
 }
@@ -38,12 +41,13 @@ impl fmt::Display for Error {
         match self {
             Error::Usage(msg) => write!(
                 f,
-                "{msg}; usage: kata-cr-init [--restore --keep-caps <hex> [--deny-setns]] -- <command> [<arg>...]"
+                "{msg}; usage: kata-cr-init [--restore --keep-caps <hex> [--deny-setns] | --exec --caps <B:E:P:I:A> [--deny-setns]] -- <command> [<arg>...]"
             ),
             Error::Setup(what, errno) => write!(f, "{what}: {}", errno.desc()),
             Error::Fork(errno) => write!(f, "fork: {}", errno.desc()),
             Error::Supervise(what, errno) => write!(f, "{what}: {}", errno.desc()),
             Error::Restore(msg) => write!(f, "restore: {msg}"),
+            Error::Exec(msg) => write!(f, "exec: {msg}"),
         }
     }
 }
@@ -62,6 +66,7 @@ mod tests {
             Error::Fork(Errno::EAGAIN),
             Error::Supervise("x", Errno::EINVAL),
             Error::Restore(String::new()),
+            Error::Exec(String::new()),
         ];
         let mut codes: Vec<i32> = errors.iter().map(Error::exit_code).collect();
         assert!(codes.iter().all(|c| (120..126).contains(c)));

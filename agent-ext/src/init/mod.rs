@@ -28,6 +28,10 @@
 //! module: notification by [`RESTORE_SIGNAL`], what is verified, what is
 //! dropped). A failed restore ends it with 125.
 //!
+//! In [`Mode::Exec`] (`--exec`, a process exec'd into a restored container)
+//! it sets the exec's capabilities and execs the command in place (see the
+//! `exec` module).
+//!
 //! Nothing is printed in normal operation. Errors go to stderr prefixed with
 //! `kata-cr-init:` and end the init with one of these exit codes:
 //!
@@ -36,7 +40,7 @@
 //! | 120  | usage error (no `--`, no command, unknown option) |
 //! | 121  | init setup failed (subreaper, signal mask, signalfd, terminal release) |
 //! | 122  | `fork` failed |
-//! | 123  | workload setup before exec failed (`setsid`, terminal, signal mask) |
+//! | 123  | workload setup before exec failed (`setsid`, terminal, signal mask; exec mode: capabilities, seccomp filter) |
 //! | 124  | waiting for or receiving signals for the workload failed |
 //! | 125  | restore mode: the restore failed, or adopting the workload failed |
 //! | 126  | exec failed: command not executable (permission denied, bad format...) |
@@ -48,6 +52,7 @@
 mod caps;
 mod cli;
 mod error;
+mod exec;
 mod restore;
 mod signals;
 mod spawn;
@@ -68,6 +73,7 @@ pub fn main() -> i32 {
     let result = cli::parse(std::env::args_os().skip(1)).and_then(|mode| match mode {
         Mode::Run(command) => run(&command),
         Mode::Restore(options) => restore(&options),
+        Mode::Exec(options) => exec::exec(&options),
     });
     match result {
         Ok(code) => code,

@@ -120,6 +120,7 @@ mod tests {
             id: "c1".into(),
             bundle: "/run/b/c1".into(),
             upperdir: upper.map(PathBuf::from),
+            exec_guard: None,
         }
     }
 

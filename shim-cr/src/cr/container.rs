@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use containerd_shim_protos::api::CreateTaskRequest;
 
+use crate::cr::exec_guard::ExecGuard;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +14,9 @@ pub struct Container {
     pub bundle: PathBuf,
     /// The writable layer of an overlay rootfs, on the host.
     pub upperdir: Option<PathBuf>,
+    /// Set for a container created from a checkpoint: what its execs must
+    /// not exceed.
+    pub exec_guard: Option<ExecGuard>,
 }
 
 impl Container {
@@ -21,6 +25,7 @@ impl Container {
             id: req.id.clone(),
             bundle: PathBuf::from(&req.bundle),
             upperdir: upperdir(req),
+            exec_guard: None,
         }
     }
 

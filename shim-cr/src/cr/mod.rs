@@ -5,12 +5,15 @@
 //! - `staging`: image sets between the container's rootfs and containerd's
 //!   paths, never following what the container planted;
 //! - `spec_rewrite`: the bundle change that makes kata-cr-init PID 1;
+//! - `exec_guard`: execs of a restored container get no more than its
+//!   original spec granted;
 //! - `agent`: how kata-cr-agent is reached (host unix socket, or `kata`:
 //!   the Kata shim's management socket, vsock, hybrid vsock).
 
 pub mod agent;
 pub mod checkpoint;
 pub mod container;
+pub mod exec_guard;
 pub mod kata;
 pub mod restore;
 pub mod spec_rewrite;

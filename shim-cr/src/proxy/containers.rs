@@ -182,6 +182,7 @@ mod tests {
             id: id.into(),
             bundle: format!("/b/{id}").into(),
             upperdir: None,
+            exec_guard: None,
         }
     }
 

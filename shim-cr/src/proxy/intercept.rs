@@ -8,7 +8,7 @@
 //! | Start      | of a RestorePending container: the inner shim starts the init, then kata-cr-agent restores the workload as its child (restore as a deferred create, see `cr::restore`); a failed restore kills the task. Refused while restoring and after a failed restore. |
 //! | Checkpoint | kata-cr-agent dumps the workload, the image set is staged into the request's path (see `cr::checkpoint`); with `--exit` the agent ends the workload and the container is EndedByCheckpoint. |
 //! | Resume     | of an EndedByCheckpoint container: refused as runc's shim refuses to resume a stopped container, not forwarded (Kata would mark the task UNKNOWN). |
-//! | Exec       | refused while the container is restoring. |
+//! | Exec       | refused while the container is restoring; into a container created from a checkpoint, kata-cr-init sets the exec's capabilities first (see `cr::exec_guard`). |
 //! | Pause, Resume | recorded: a checkpoint never leaves the task frozen (see `unpause`); a Resume during a checkpoint waits for its end. |
 //! | Delete     | the container is forgotten (with its staged image set if it was never restored). |
 //!
@@ -35,7 +35,7 @@ use crate::config::Config;
 use crate::cr::agent::AgentBackend;
 use crate::cr::container::Container;
 use crate::cr::spec_rewrite::{self, InitMode};
-use crate::cr::{checkpoint, restore, staging};
+use crate::cr::{checkpoint, exec_guard, restore, staging};
 use crate::error::{Error, Result};
 use crate::proxy::containers::{invalid, Registry};
 use crate::proxy::forward::{is_task_service, status_response, Inner, TASK_V3};
@@ -117,7 +117,10 @@ impl Router {
             },
             "Exec" => match self.refuse_exec_while_restoring(&req) {
                 Some(refused) => refused,
-                None => self.inner.forward(req).await,
+                None => match self.guard_exec(req) {
+                    Ok(req) => self.inner.forward(req).await,
+                    Err(e) => status_response(e.to_status()),
+                },
             },
             _ => self.inner.forward(req).await,
         }
@@ -157,8 +160,9 @@ impl Router {
             Some(_) => InitMode::Restore,
             None => InitMode::Run,
         };
-        let wrapped = self.wrap(&create, mode).await?;
-        let container = Container::from_create(&create);
+        let (wrapped, guard) = self.wrap(&create, mode).await?;
+        let mut container = Container::from_create(&create);
+        container.exec_guard = guard;
         let mut changed = self.rewrite_create_options(&mut create);
         if checkpoint.is_some() {
             if !wrapped {
@@ -189,16 +193,33 @@ impl Router {
     }
 
     /// Makes kata-cr-init PID 1 of the bundle; false for a pod sandbox.
-    async fn wrap(&self, create: &CreateTaskRequest, mode: InitMode) -> Result<bool> {
+    /// In restore mode, also what the container's execs must not exceed.
+    async fn wrap(
+        &self,
+        create: &CreateTaskRequest,
+        mode: InitMode,
+    ) -> Result<(bool, Option<exec_guard::ExecGuard>)> {
         let config = self.config.clone();
         let bundle = PathBuf::from(&create.bundle);
-        let outcome = crate::blocking::run("rewrite the bundle", move || {
+        let (outcome, guard) = crate::blocking::run("rewrite the bundle", move || {
             let init = config.init_binary_path()?;
-            spec_rewrite::wrap_bundle(&bundle, &init, mode)
+            let outcome = spec_rewrite::wrap_bundle(&bundle, &init, mode)?;
+            let guard = match (mode, &outcome) {
+                (InitMode::Restore, spec_rewrite::Outcome::Sandbox) | (InitMode::Run, _) => None,
+                (InitMode::Restore, _) => {
+                    let spec = crate::bundle::read_spec(&bundle)?;
+                    Some(exec_guard::of_spec(&spec).ok_or_else(|| {
+                        Error::InvalidArgument(
+                            "config.json: the init is not in restore mode with --keep-caps".into(),
+                        )
+                    })?)
+                }
+            };
+            Ok((outcome, guard))
         })
         .await
         .map_err(|e| e.context(format!("container {}", create.id)))?;
-        Ok(outcome != spec_rewrite::Outcome::Sandbox)
+        Ok((outcome != spec_rewrite::Outcome::Sandbox, guard))
     }
 
     /// Returns whether the request changed. Options kata-cr cannot read
@@ -300,6 +321,32 @@ impl Router {
             return None;
         }
         Some(status_response(Error::ExecWhileRestoring(id).to_status()))
+    }
+
+    /// An exec into a container created from a checkpoint: kata-cr-init
+    /// sets its capabilities before the command runs (see
+    /// `cr::exec_guard`). Other execs pass unchanged.
+    fn guard_exec(&self, mut req: Request) -> Result<Request> {
+        let Ok(mut exec) = ExecProcessRequest::parse_from_bytes(&req.payload) else {
+            return Ok(req);
+        };
+        let Some(guard) = self
+            .containers
+            .get(&exec.id)
+            .and_then(|(c, _)| c.exec_guard)
+        else {
+            return Ok(req);
+        };
+        let Some(spec) = exec.spec.as_mut() else {
+            return Err(Error::InvalidArgument(format!(
+                "exec {} into container {}: no process spec",
+                exec.exec_id, exec.id
+            )));
+        };
+        spec.value = exec_guard::guard_exec(&spec.value, guard)
+            .map_err(|e| e.context(format!("exec {} into container {}", exec.exec_id, exec.id)))?;
+        req.payload = exec.write_to_bytes()?;
+        Ok(req)
     }
 
     /// The engine resumes the task it paused for a checkpoint even when the

@@ -34,6 +34,8 @@ struct InnerLog {
     starts: Vec<String>,
     kills: Vec<KillRequest>,
     execs: usize,
+    /// The process spec (JSON) of each exec, as the inner shim got it.
+    exec_specs: Vec<serde_json::Value>,
     /// Create answers this error.
     create_error: Option<(Code, String)>,
     /// Start of these ids answers an error.
@@ -82,8 +84,13 @@ impl Task for FakeInner {
         self.log().kills.push(req);
         Ok(Empty::new())
     }
-    async fn exec(&self, _: &TtrpcContext, _: ExecProcessRequest) -> ttrpc::Result<Empty> {
-        self.log().execs += 1;
+    async fn exec(&self, _: &TtrpcContext, req: ExecProcessRequest) -> ttrpc::Result<Empty> {
+        let mut log = self.log();
+        log.execs += 1;
+        if let Some(spec) = req.spec.as_ref() {
+            log.exec_specs
+                .push(serde_json::from_slice(&spec.value).unwrap_or_default());
+        }
         Ok(Empty::new())
     }
     async fn delete(&self, _: &TtrpcContext, _: DeleteRequest) -> ttrpc::Result<DeleteResponse> {
@@ -279,7 +286,14 @@ impl Bed {
     fn bundle(&self, id: &str, sandbox: bool) -> PathBuf {
         let b = self.dir.path().join("bundles").join(id);
         std::fs::create_dir_all(b.join("rootfs")).unwrap();
-        let mut spec = serde_json::json!({"process": {"args": ["sh", "-c", "sleep 9"]}});
+        let mut spec = serde_json::json!({"process": {
+            "args": ["sh", "-c", "sleep 9"],
+            "capabilities": {
+                "bounding": ["CAP_CHOWN", "CAP_KILL"],
+                "effective": ["CAP_CHOWN", "CAP_KILL"],
+                "permitted": ["CAP_CHOWN", "CAP_KILL"],
+            },
+        }});
         if sandbox {
             spec["annotations"] =
                 serde_json::json!({"io.kubernetes.cri.container-type": "sandbox"});
@@ -325,10 +339,26 @@ impl Bed {
         tokio::spawn(async move { router.route(req).await })
     }
 
+    /// An exec of `ps` asking for CAP_CHOWN and CAP_SYS_ADMIN, as a client
+    /// may (ctr and CRI copy the container's stored spec).
     async fn exec(&self, id: &str) -> Response {
+        let mut spec = Any::new();
+        spec.type_url = "types.containerd.io/opencontainers/runtime-spec/1/Process".into();
+        spec.value = serde_json::json!({
+            "args": ["ps"],
+            "cwd": "/",
+            "capabilities": {
+                "bounding": ["CAP_CHOWN", "CAP_SYS_ADMIN"],
+                "effective": ["CAP_CHOWN", "CAP_SYS_ADMIN"],
+                "permitted": ["CAP_CHOWN", "CAP_SYS_ADMIN"],
+            },
+        })
+        .to_string()
+        .into_bytes();
         let e = ExecProcessRequest {
             id: id.into(),
             exec_id: "e1".into(),
+            spec: protobuf::MessageField::some(spec),
             ..Default::default()
         };
         self.call("Exec", e.write_to_bytes().unwrap()).await
@@ -569,6 +599,28 @@ async fn exec_waits_for_the_restore() {
     assert_eq!(code(&start.await.unwrap()), Code::OK);
     assert_eq!(code(&bed.exec("r1").await), Code::OK);
     assert_eq!(bed.inner.log().execs, 1);
+}
+
+#[tokio::test]
+async fn an_exec_of_a_restored_container_gets_no_lent_capability() {
+    let bed = Bed::new().await;
+    let ck = bed.checkpoint_dir();
+    assert_eq!(code(&bed.create("r1", Some(&ck)).await), Code::OK);
+    assert_eq!(code(&bed.start("r1").await), Code::OK);
+    assert_eq!(code(&bed.create("c1", None).await), Code::OK);
+    assert_eq!(code(&bed.start("c1").await), Code::OK);
+    assert_eq!(code(&bed.exec("r1").await), Code::OK);
+    assert_eq!(code(&bed.exec("c1").await), Code::OK);
+    let specs = bed.inner.log().exec_specs.clone();
+    // CAP_CHOWN (0) is the container's, CAP_SYS_ADMIN (21) only lent to
+    // the restoring init: kata-cr-init sets the first alone, then runs ps.
+    assert_eq!(
+        specs[0]["args"],
+        serde_json::json!([api::INIT_PATH, "--exec", "--caps", "1:1:1:0:0", "--", "ps"])
+    );
+    assert_eq!(specs[0]["cwd"], "/");
+    // A container that was not restored lends nothing: its exec passes as sent.
+    assert_eq!(specs[1]["args"], serde_json::json!(["ps"]));
 }
 
 #[tokio::test]

@@ -213,6 +213,7 @@ fn container_at(id: &str, upperdir: PathBuf) -> Result<Container> {
         id: id.to_string(),
         bundle: Path::new("/").join(id),
         upperdir: Some(upperdir),
+        exec_guard: None,
     })
 }
 
