@@ -348,4 +348,38 @@ mod tests {
         });
         assert_eq!(code, 0);
     }
+
+    #[test]
+    #[ignore = "needs root: run as root with --include-ignored"]
+    fn set_exactly_sets_each_set_and_never_raises() {
+        // As an exec of a restored container: bounding {CHOWN, KILL, SETPCAP
+        // lent}, asked: effective {CHOWN}, permitted {CHOWN, KILL}, and
+        // SYS_ADMIN (21), which the process will not hold any more.
+        let code = in_child(|| {
+            let lent = (1 << 0) | (1 << 5) | (1 << 8);
+            if keep_only(lent).is_err() {
+                return 10;
+            }
+            let want = Full {
+                bounding: (1 << 0) | (1 << 5),
+                effective: (1 << 0) | (1 << 21),
+                permitted: (1 << 0) | (1 << 5) | (1 << 21),
+                inheritable: 0,
+                ambient: 0,
+            };
+            if set_exactly(want).is_err() {
+                return 11;
+            }
+            let Ok(s) = get() else { return 12 };
+            if s.effective != 1 || s.permitted != (1 << 0) | (1 << 5) || s.inheritable != 0 {
+                return 13;
+            }
+            // SETPCAP left the bounding set, CHOWN and KILL stayed.
+            if in_bounding(8) != Some(false) || in_bounding(5) != Some(true) {
+                return 14;
+            }
+            0
+        });
+        assert_eq!(code, 0);
+    }
 }
