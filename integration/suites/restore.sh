@@ -259,6 +259,11 @@ scn_tcp_same_pod() {
   must crictl checkpoint --export="$d/tcp.$RT.tar" "$c" >/dev/null || exit 1
   before=$(last_echo "$c")
   must crictl rm -f "$c" >/dev/null || exit 1
+  # Kata's remote driver: the shim binary's `delete` after rm -f removes the pod's
+  # /run/vc/sbs/<pod> with its management socket (integration/kata/README.md)
+  if on_kata; then
+    info "[$RT] after rm -f, the pod's Kata management socket: $(ls /run/vc/sbs/"$pod"/shim-monitor.sock 2>/dev/null || echo gone)"
+  fi
   jq --arg t "$d/tcp.$RT.tar" '.image.image = $t' "$d/tcp.$RT.json" >"$d/tcp-r.$RT.json"
   c=$(must crictl create "$pod" "$d/tcp-r.$RT.json" "$d/tcp-pod.$RT.json") || exit 1
   must crictl start "$c" >/dev/null

@@ -38,43 +38,60 @@ impl Default for Roots {
 
 impl Roots {
     /// The management socket of sandbox `sid`: the first root that has one.
+    #[cfg(test)]
     pub fn socket(&self, sid: &str) -> Result<PathBuf> {
+        self.find(sid)?.ok_or_else(|| self.missing(sid))
+    }
+
+    /// The management socket of sandbox `sid`, or None when no root has
+    /// one; an id that cannot name a sandbox is an error.
+    pub fn find(&self, sid: &str) -> Result<Option<PathBuf>> {
         check_id("sandbox", sid)?;
-        let candidates: Vec<PathBuf> = self
-            .0
+        Ok(self.candidates(sid).into_iter().find(|p| p.exists()))
+    }
+
+    /// The error for a sandbox without a management socket, naming where
+    /// it was looked for.
+    pub fn missing(&self, sid: &str) -> Error {
+        let looked: Vec<String> = self
+            .candidates(sid)
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        Error::Kata {
+            what: "no Kata management socket".into(),
+            reason: format!(
+                "looked at {}; is the inner shim a Kata shim and the sandbox running?",
+                looked.join(", ")
+            ),
+        }
+    }
+
+    fn candidates(&self, sid: &str) -> Vec<PathBuf> {
+        self.0
             .iter()
             .map(|r| r.join(sid).join(SOCKET_NAME))
-            .collect();
-        candidates
-            .iter()
-            .find(|p| p.exists())
-            .cloned()
-            .ok_or_else(|| {
-                let looked: Vec<String> =
-                    candidates.iter().map(|p| p.display().to_string()).collect();
-                Error::Kata {
-                    what: "no Kata management socket".into(),
-                    reason: format!(
-                        "looked at {}; is the inner shim a Kata shim and the sandbox running?",
-                        looked.join(", ")
-                    ),
-                }
-            })
+            .collect()
     }
 
     /// The Kata agent's URL for sandbox `sid`.
+    #[cfg(test)]
     pub async fn agent_url(&self, sid: &str, timeout: Duration) -> Result<AgentUrl> {
-        let sock = self.socket(sid)?;
-        let resp = get(&sock, AGENT_URL_PATH, timeout).await?;
-        let body = String::from_utf8_lossy(&resp.body);
-        if resp.status != 200 {
-            return Err(Error::Kata {
-                what: format!("GET {AGENT_URL_PATH} on {}", sock.display()),
-                reason: format!("HTTP {}: {}", resp.status, body.trim()),
-            });
-        }
-        AgentUrl::parse(&body).map_err(|e| e.context(format!("{}", sock.display())))
+        agent_url_at(&self.socket(sid)?, timeout).await
     }
+}
+
+/// The Kata agent's URL, asked of the management socket `sock`.
+pub async fn agent_url_at(sock: &Path, timeout: Duration) -> Result<AgentUrl> {
+    let resp = get(sock, AGENT_URL_PATH, timeout).await?;
+    let body = String::from_utf8_lossy(&resp.body);
+    if resp.status != 200 {
+        return Err(Error::Kata {
+            what: format!("GET {AGENT_URL_PATH} on {}", sock.display()),
+            reason: format!("HTTP {}: {}", resp.status, body.trim()),
+        });
+    }
+    AgentUrl::parse(&body).map_err(|e| e.context(format!("{}", sock.display())))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -32,16 +32,47 @@ pub async fn connect(
         at,
         reason: e.to_string(),
     };
-    let url = roots
-        .agent_url(sid, timeout)
+    let target = target(roots, remote, sid, port, timeout)
         .await
-        .map_err(|e| unreachable(format!("sandbox {sid}"), e))?;
-    let target = url
-        .with_port(port, remote.path(sid).as_deref())
         .map_err(|e| unreachable(format!("sandbox {sid}"), e))?;
     connect_target(&target, timeout)
         .await
         .map_err(|e| unreachable(format!("{target} (sandbox {sid})"), e))
+}
+
+/// Where kata-cr-agent of sandbox `sid` listens. Without a management
+/// socket, a remote-hypervisor sandbox is still reached through the
+/// `remote` setting: Kata's Go shim loses that socket under the remote
+/// driver while the sandbox runs on. Each container a pod loses makes
+/// containerd run the shim binary's `delete`, which reloads the sandbox
+/// from its saved state; Kata does not save `remote_hypervisor_socket`, so
+/// the reload fails ("Missing kernel path") and its error path removes
+/// `/run/vc/sbs/<sid>`, socket included, under the live shim and VM
+/// (integration/kata/README.md).
+async fn target(
+    roots: &Roots,
+    remote: &RemoteHybridVsock,
+    sid: &str,
+    port: u32,
+    timeout: Duration,
+) -> Result<Target> {
+    let hvsock = remote.path(sid);
+    match (roots.find(sid)?, hvsock) {
+        (Some(sock), hvsock) => {
+            let url = mgmt::agent_url_at(&sock, timeout).await?;
+            url.with_port(port, hvsock.as_deref())
+        }
+        (None, Some(path)) => {
+            tracing::info!(
+                sandbox = sid,
+                hvsock = %path.display(),
+                "no Kata management socket (Kata's remote driver removes it); \
+                 reaching kata-cr-agent through [agent] remote_hybrid_vsock"
+            );
+            Ok(Target::HybridVsock { path, port })
+        }
+        (None, None) => Err(roots.missing(sid)),
+    }
 }
 
 /// A ttrpc client of kata-cr-agent at `target`; connecting is bounded by
@@ -172,6 +203,83 @@ mod tests {
         let m = e.to_string();
         assert!(m.contains("sandbox sb"), "{m}");
         assert!(m.contains("hvsock:///nonexistent/vm.hvsock:1029"), "{m}");
+    }
+
+    /// Kata's Go shim under the remote driver loses its management socket
+    /// while the sandbox runs on (its `delete` binary removes
+    /// `/run/vc/sbs/<sid>`): kata-cr-agent is still reached through the
+    /// `remote_hybrid_vsock` setting. Without the setting, the error names
+    /// the management socket looked for; an id that cannot name a sandbox
+    /// never reaches the setting's template.
+    #[tokio::test]
+    async fn no_management_socket_remote_sandbox_through_the_setting() {
+        let d = tempfile::tempdir().unwrap();
+        let roots = Roots(vec![d.path().join("vc/sbs")]);
+        std::fs::create_dir_all(d.path().join("vc/sbs/sb")).unwrap(); // the shim's dir, no socket
+        let e = connect(
+            &roots,
+            &RemoteHybridVsock::default(),
+            "sb",
+            api::VSOCK_PORT,
+            Duration::from_secs(5),
+        )
+        .await
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("no Kata management socket"), "{e}");
+        assert!(e.to_string().contains("vc/sbs/sb/shim-monitor.sock"), "{e}");
+
+        let setting = RemoteHybridVsock(format!("{}/vms/{{sandbox}}/vm.vsock", d.path().display()));
+        let e = connect(
+            &roots,
+            &setting,
+            "../sb",
+            api::VSOCK_PORT,
+            Duration::from_secs(5),
+        )
+        .await
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("../sb"), "{e}");
+        assert!(!e.to_string().contains("vm.vsock"), "{e}");
+
+        std::fs::create_dir_all(d.path().join("vms/sb")).unwrap();
+        let agent_sock = d.path().join("agent.sock");
+        let mut server = ttrpc::r#async::Server::new()
+            .bind(&format!("unix://{}", agent_sock.display()))
+            .unwrap()
+            .register_service(api::create_agent(Arc::new(Caps)));
+        server.start().await.unwrap();
+        let l = UnixListener::bind(d.path().join("vms/sb/vm.vsock")).unwrap();
+        tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            let mut r = BufReader::new(s);
+            let mut line = String::new();
+            r.read_line(&mut line).await.unwrap();
+            assert_eq!(line, format!("CONNECT {}\n", api::VSOCK_PORT));
+            let mut s = r.into_inner();
+            s.write_all(b"OK 1\n").await.unwrap();
+            let mut g = tokio::net::UnixStream::connect(agent_sock).await.unwrap();
+            let _ = tokio::io::copy_bidirectional(&mut s, &mut g).await;
+        });
+        let client = connect(
+            &roots,
+            &setting,
+            "sb",
+            api::VSOCK_PORT,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        let caps = client
+            .capabilities(
+                api::context_with_timeout(Duration::from_secs(5)),
+                &CapabilitiesRequest::new(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(caps.api_version, api::API_VERSION);
+        server.shutdown().await.unwrap();
     }
 
     /// Kata's remote hypervisor: the management socket answers `remote://`,
