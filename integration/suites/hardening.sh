@@ -24,6 +24,8 @@
 # on a Kata host can signal or measure a guest process. The comparison column shows
 # runc's answer in the plain bed and vanilla Kata's on Kata.
 # shellcheck source=integration/suites/lib.sh
+# (on Kata every case boots one or more qemu TCG guests: lib.sh's 600 s there)
+if [ -n "${KATA_CR_KATA:-}" ]; then E2E_CASE_TIMEOUT=${E2E_CASE_TIMEOUT:-600}; fi
 E2E_CASE_TIMEOUT=${E2E_CASE_TIMEOUT:-240}
 . "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
 
