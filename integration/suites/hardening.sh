@@ -532,6 +532,14 @@ dump_dir_in() { ls -A "$1" 2>/dev/null | grep -q '^\.kata-cr-'; }
 dumping() { # dumping ID
   if on_kata; then dump_dir_in "$(upperdir_of "$1")"; else [ -n "$(kata_criu_pids)" ]; fi
 }
+# criu is restoring: kata-cr's criu runs (plain bed); on Kata the task has been created
+# (its VM is up; ctr starts it at once, and the start is the restore) and the image files
+# staged into its rootfs are still there (the restore removes them when it is done).
+# (kata-cr stages before the Kata shim's Create boots the VM: the staged files alone
+# would put the restart in the middle of that Create, which is not a restore.)
+restoring() { # restoring ID
+  if on_kata; then [ "$(c_status "$1")" = CREATED ] && dump_dir_in "$(upperdir_of "$1")"; else [ -n "$(kata_criu_pids)" ]; fi
+}
 t_containerd_restart_mid_checkpoint() {
   RT=kata-cr
   local id lost=0 ck rc before; id=$(uid rck)
@@ -592,13 +600,11 @@ t_containerd_restart_mid_restore() {
   must ctr c rm "$id" >/dev/null || exit 1
   track_ctr "$id"
   timeout 300 ctr c restore --live "$id" "$ref" >"$E2E_CASE_DIR/rs.out" 2>&1 & rs=$!
-  # (on Kata the restore's image files are staged into the new container's rootfs, and
-  # stay there until criu has restored: seen through the upperdir; its VM boots first)
-  poll 240 dumping "$id" || fail "criu restore never started: $(cat "$E2E_CASE_DIR/rs.out")"
+  poll 240 restoring "$id" || fail "criu restore never started: $(cat "$E2E_CASE_DIR/rs.out")"
   restart_containerd
   wait "$rs"
   info "restore: $(head -c 300 "$E2E_CASE_DIR/rs.out" | tr '\n' ' ')"
-  poll 120 eval "[ \"\$(c_status $id)\" = RUNNING ] || { ! dumping $id && [ \"\$(c_status $id)\" != CREATED ]; }" \
+  poll 120 eval "[ \"\$(c_status $id)\" = RUNNING ] || { ! restoring $id && [ \"\$(c_status $id)\" != CREATED ]; }" \
     || fail "120 s after the restart: status '$(c_status "$id")'; $(task_procs "$id")"
   case "$(c_status "$id")" in
     RUNNING)
