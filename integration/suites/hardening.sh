@@ -579,11 +579,12 @@ t_containerd_restart_mid_checkpoint() {
 init_in_guest() { # init_in_guest ID
   local v eff mnt1 mntw
   # shellcheck disable=SC2016 # for the container's shell; the split pattern does not match itself
-  v=$(ctr t exec --exec-id "i$RANDOM" "$1" sh -c 'w=; for p in /proc/[0-9]*; do [ "${p#/proc/}" = 1 ] && continue; case "$(tr "\0" " " <$p/cmdline 2>/dev/null)" in *"hardening""-"*) w=$p ;; esac; done
-      echo "$(awk "/^CapEff:/ {print \$2}" /proc/1/status) $(readlink /proc/1/ns/mnt) $(readlink $w/ns/mnt)"' 2>&1)
+  v=$(ctr t exec --exec-id "i$RANDOM" "$1" sh -c 'w=; for p in /proc/[0-9]*; do [ "${p#/proc/}" = 1 ] && continue; case "$(tr "\0" " " 2>/dev/null <$p/cmdline)" in *"hardening""-"*) w=$p ;; esac; done
+      echo "$(awk "/^CapEff:/ {print \$2}" /proc/1/status) $(readlink /proc/1/ns/mnt) $(readlink $w/ns/mnt)"' 2>"$E2E_CASE_DIR/init.err")
   read -r eff mnt1 mntw <<<"$v"
   info "in the guest: PID 1 CapEff $eff, mount ns $mnt1, the workload's $mntw"
-  [ -n "$eff" ] && [ -n "$mnt1" ] && [ -n "$mntw" ] || fail "cannot see the init and the workload from inside the container: '$v'"
+  [[ $eff =~ ^[0-9a-f]{16}$ ]] && [ -n "$mnt1" ] && [ -n "$mntw" ] \
+    || fail "cannot see the init and the workload from inside the container: '$v' $(head -c 300 "$E2E_CASE_DIR/init.err")"
   [ $(( 0x$eff & (1 << 21) )) = 0 ] || fail "the init kept CAP_SYS_ADMIN (CapEff $eff)"
   expect_eq "the init's mount namespace is the workload's" "$mntw" "$mnt1"
 }
