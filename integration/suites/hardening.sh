@@ -761,7 +761,7 @@ soak_figures() { # soak_figures PROXY_PID: fds rss_kB disk_kB
     "$(du -skx /var/lib/containerd /run/containerd /run/kata-cr 2>/dev/null | awk '{s += $1} END {print s}')"
 }
 t_soak() {
-  on_kata && skip "50 CRI checkpoint/restore cycles and 200 execs in a qemu TCG guest on a shared 2-core machine take far beyond the case's time; the proxy's descriptors, RSS and disk are host-side and measured in the plain bed, and the checks after each case above hold on Kata"
+  on_kata && skip "in a qemu TCG guest a dump of the bare counter alone takes 4-16 s (measured here), so 50 CRI checkpoint/restore cycles, 30 containers and 200 execs do not fit the case's 1200 s; the proxy's descriptors, RSS and disk it watches are host-side, measured in the plain bed"
   RT=kata-cr
   local d=$E2E_CASE_DIR pod n c i ids=() proxy first last cycles=${SOAK_CYCLES:-50}
   pod_json "$(uid soak)" "$d/pod.json"
