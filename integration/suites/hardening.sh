@@ -49,6 +49,11 @@ ref_col() { # ref_col RUNC_RESULT: the comparison column of a row
 }
 
 # ------------------------------------------------------------------ helpers
+# A case the --kata bed cannot run still has its row there, saying so.
+needs_host_agent() { # needs_host_agent ROW_NAME
+  on_kata && row "$1" "-" "skipped: needs host-agent (the guest's agent and criu)" "-"
+  needs host-agent
+}
 row() { # row CASE RUNC KATA-CR LOST: one line of the suite's table
   printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$TABLE"
 }
@@ -304,7 +309,7 @@ t_ext_mount_archive() {
 # Issue 9 item 2: a 1.5 GiB files.img (a few MB compressed in an image) took the agent
 # from 3 MiB to 1.5 GiB. Not run under runc: its criu reads the entry whole.
 t_oversized_files_img() {
-  needs host-agent
+  needs_host_agent "1.5 GiB files.img"
   RT=kata-cr
   local d=$E2E_CASE_DIR peak0 peak1 grew lost=0
   cri_archive big "$d"
@@ -376,7 +381,7 @@ big_run() { # big_run ID [PREFIX]: the big counter in a detached ctr task of $RT
 # signal), the engine's pause is undone by ctr, and the next agent removes the
 # half-written image directory at start.
 t_agent_killed_mid_dump() {
-  needs host-agent
+  needs_host_agent "kata-cr-agent SIGKILLed mid-dump"
   RT=kata-cr
   local id lost=0 ck rc; id=$(uid kill)
   trap 'agent_back; e2e_cleanup' EXIT
@@ -419,7 +424,7 @@ t_agent_killed_mid_dump() {
 # Issue 9 item 4: criu stopped mid-dump. The dump's time bound (--dump-timeout, 5 s
 # here) kills it; the freezer is put back as found, ctr resumes, the workload runs.
 t_criu_stopped_mid_dump() {
-  needs host-agent
+  needs_host_agent "criu SIGSTOPped mid-dump"
   RT=kata-cr
   local id lost=0 ck rc t0 took; id=$(uid stop)
   trap 'agent_back; e2e_cleanup' EXIT
@@ -761,6 +766,7 @@ soak_figures() { # soak_figures PROXY_PID: fds rss_kB disk_kB
     "$(du -skx /var/lib/containerd /run/containerd /run/kata-cr 2>/dev/null | awk '{s += $1} END {print s}')"
 }
 t_soak() {
+  on_kata && row "soak: 30 ctrs, 200 execs, ${SOAK_CYCLES:-50} C/R" "-" "skipped: too long under TCG" "-"
   on_kata && skip "in a qemu TCG guest a dump of the bare counter alone takes 4-16 s (measured here), so 50 CRI checkpoint/restore cycles, 30 containers and 200 execs do not fit the case's 1200 s; the proxy's descriptors, RSS and disk it watches are host-side, measured in the plain bed"
   RT=kata-cr
   local d=$E2E_CASE_DIR pod n c i ids=() proxy first last cycles=${SOAK_CYCLES:-50}
