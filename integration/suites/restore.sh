@@ -185,6 +185,11 @@ scn_cri_three_cycles() {
   must crictl start "$c" >/dev/null
   wait_cri_state "$c" CONTAINER_RUNNING
   wait_cri_counting "$c"
+  # Rootfs changes the workload never makes again: only CRI's rootfs diff
+  # (rootfs-diff.tar in the archive) can bring them back after a restore. A
+  # file added under a directory of the image, and one of the image's files
+  # removed (a whiteout in the diff).
+  must crictl exec -s "$c" sh -c 'echo kept > /etc/kata-cr-marker && rm /bin/zcat' >/dev/null || exit 1
   for i in 1 2 3; do
     before=$(cri_counter "$c")
     [ -n "$before" ] || fail "cycle $i: no counter before the checkpoint"
@@ -200,6 +205,11 @@ scn_cri_three_cycles() {
     wait_cri_state "$c" CONTAINER_RUNNING
     poll 10 cri_counter_above "$c" "$before" || fail "cycle $i: counter $before -> $(cri_counter "$c")"
     echo "cycle $i: monotonic, rootfs file survived: $(crictl exec -s "$c" test -f /tmp/c && echo yes)"
+    expect_eq "cycle $i: the file added before the first checkpoint" kept \
+      "$(crictl exec -s "$c" cat /etc/kata-cr-marker 2>&1)"
+    expect_eq "cycle $i: the image file removed before the first checkpoint" gone \
+      "$(crictl exec -s "$c" sh -c 'test -e /bin/zcat && echo present || echo gone' 2>&1)"
+    echo "cycle $i: rootfs diff applied: marker kept, removed file gone"
   done
   must crictl rmp -f "$pod" >/dev/null || exit 1
 }

@@ -43,12 +43,15 @@ pub use agent_ttrpc::{create_agent, Agent, AgentClient};
 pub use criu_failure::{full_log_line, parse_criu_failure, CriuFailure};
 pub use paths::{
     is_private_image_dir, validate_image_dir, BadImageDir, IMAGE_ROOT, INIT_PATH,
-    MAX_IMAGE_DIR_LEN, PRIVATE_IMAGE_DIR_HEX, PRIVATE_IMAGE_DIR_PREFIX,
+    MAX_IMAGE_DIR_LEN, PRIVATE_IMAGE_DIR_HEX, PRIVATE_IMAGE_DIR_PREFIX, ROOTFS_DIFF_FILE,
 };
 
 /// Revision of `katacr.agent.v1` implemented by this crate (see
 /// `CapabilitiesResponse.api_version`).
-pub const API_VERSION: u32 = 3;
+pub const API_VERSION: u32 = 4;
+
+/// The first revision that applies `RestoreRequest.rootfs_diff`.
+pub const ROOTFS_DIFF_API_VERSION: u32 = 4;
 
 /// Full ttrpc service name.
 pub const SERVICE: &str = "katacr.agent.v1.Agent";

@@ -11,6 +11,11 @@ use std::fmt;
 /// CRI's rootfs-diff.tar) ever carries its mount point.
 pub const INIT_PATH: &str = "/dev/.kata-cr-init";
 
+/// The name of CRI's rootfs diff, both where containerd keeps it (beside
+/// the checkpoint directory) and in a staged image set (criu writes no such
+/// file).
+pub const ROOTFS_DIFF_FILE: &str = "rootfs-diff.tar";
+
 /// The directory under which agents before api_version 3 kept image sets
 /// (`<rootfs>/.kata-cr/<image_dir>/`); a container could block it by
 /// planting that name. Still read for restores staged by older proxies.

@@ -36,7 +36,9 @@ pub mod pidns;
 pub mod readonly_root;
 pub mod restore;
 pub mod restore_checks;
+pub mod rootfs_diff;
 pub mod spec;
+pub mod tar_reader;
 pub mod tcp;
 pub mod workdir;
 

@@ -56,6 +56,7 @@ use super::images::{self, DirSource, ImageDir};
 use super::limits;
 use super::readonly_root;
 use super::restore_checks;
+use super::rootfs_diff;
 use super::spec;
 use super::tcp;
 use super::Daemon;
@@ -191,6 +192,11 @@ pub async fn restore(
         Ok(i) => i,
         Err(e) => return Err(fail(proc, init, None, e).await),
     };
+    // CRI's rootfs diff that containerd could not put into this rootfs:
+    // in place before criu opens the workload's files.
+    if let Err(e) = apply_rootfs_diff(daemon, &req, &rootfs, &images) {
+        return Err(fail(proc, init, Some(images), e).await);
+    }
     let limit = criu_limit(daemon.restore_limit, rpc_timeout);
     match run(daemon, &req, &rootfs, init, &images, started, limit).await {
         Ok(resp) => {
@@ -201,6 +207,39 @@ pub async fn restore(
         }
         Err(e) => Err(fail(proc, init, Some(images), e).await),
     }
+}
+
+/// Applies the image set's `req.rootfs_diff` (see [`rootfs_diff`]) to the
+/// rootfs; the file goes with the image set (criu ignores it).
+fn apply_rootfs_diff(
+    daemon: &Daemon,
+    req: &RestoreRequest,
+    rootfs: &Path,
+    images: &ImageDir,
+) -> Result<()> {
+    if req.rootfs_diff.is_empty() {
+        return Ok(());
+    }
+    if req.rootfs_diff != rootfs_diff::FILE_NAME {
+        return Err(Error::InvalidArgument(format!(
+            "rootfs_diff {:?}: the staged rootfs diff is named {:?}",
+            req.rootfs_diff,
+            rootfs_diff::FILE_NAME
+        )));
+    }
+    let what = images.path().join(&req.rootfs_diff).display().to_string();
+    let Some((file, size)) = images.open_file(&req.rootfs_diff)? else {
+        return Err(Error::InvalidArgument(format!(
+            "{what} is not in the staged image set"
+        )));
+    };
+    daemon.limits.check_file(&what, &req.rootfs_diff, size)?;
+    let t0 = Instant::now();
+    let applied = rootfs_diff::apply(rootfs, std::io::BufReader::new(file), &daemon.limits, &what)?;
+    tracing::info!(id = %req.container_id, entries = applied.entries, bytes = applied.bytes,
+        removals = applied.removals, ms = t0.elapsed().as_millis() as u64,
+        "restore: rootfs diff applied");
+    Ok(())
 }
 
 /// See [`readonly_root`]: criu's version is asked only for a read-only root.

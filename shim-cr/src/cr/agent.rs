@@ -121,6 +121,7 @@ mod tests {
             bundle: "/run/b/c1".into(),
             upperdir: upper.map(PathBuf::from),
             exec_guard: None,
+            checkpoint: None,
         }
     }
 

@@ -17,6 +17,9 @@ pub struct Container {
     /// Set for a container created from a checkpoint: what its execs must
     /// not exceed.
     pub exec_guard: Option<ExecGuard>,
+    /// The checkpoint directory it was created from (restore), whose
+    /// parent may hold CRI's rootfs diff (see `cr::rootfs_diff`).
+    pub checkpoint: Option<PathBuf>,
 }
 
 impl Container {
@@ -26,6 +29,7 @@ impl Container {
             bundle: PathBuf::from(&req.bundle),
             upperdir: upperdir(req),
             exec_guard: None,
+            checkpoint: None,
         }
     }
 

@@ -16,5 +16,6 @@ pub mod container;
 pub mod exec_guard;
 pub mod kata;
 pub mod restore;
+pub mod rootfs_diff;
 pub mod spec_rewrite;
 pub mod staging;

@@ -14,7 +14,7 @@ use kata_cr_api as api;
 
 use crate::cr::agent::AgentBackend;
 use crate::cr::container::Container;
-use crate::cr::staging;
+use crate::cr::{rootfs_diff, staging};
 use crate::error::{Error, Op, Result};
 
 /// Checks that `dir` holds a criu image set and stages it into the
@@ -66,7 +66,23 @@ pub async fn restore(backend: &AgentBackend, c: &Container, image_dir: &str) -> 
     req.ext_unix_sk = true;
     let t0 = std::time::Instant::now();
     let mut pause = std::time::Duration::from_millis(5);
-    let res = match backend.connect().await {
+    let diff = match stage_rootfs_diff(backend, c, image_dir).await {
+        Ok(d) => d,
+        Err(e) => {
+            if let Some(upper) = backend.host_upper(c) {
+                staging::discard(upper, image_dir.to_string()).await;
+            }
+            return Err(e.context(format!("restore of container {id}: CRI's rootfs diff")));
+        }
+    };
+    if diff {
+        req.rootfs_diff = api::ROOTFS_DIFF_FILE.to_string();
+    }
+    let client = match backend.connect().await {
+        Ok(client) if diff => applies_rootfs_diff(backend, client, id).await,
+        r => r,
+    };
+    let res = match client {
         Ok(client) => loop {
             let r = client
                 .restore(api::context_with_timeout(backend.timeout), &req)
@@ -98,6 +114,69 @@ pub async fn restore(backend: &AgentBackend, c: &Container, image_dir: &str) -> 
     }
     tracing::info!(id, pid = r.pid, host_pid = r.host_pid, ms = t0.elapsed().as_millis() as u64, criu_log = %r.criu_log_path, "restore done");
     Ok(r.host_pid)
+}
+
+/// Whether the agent must apply CRI's rootfs diff (see `cr::rootfs_diff`):
+/// true once the archive is staged into the image set, and containerd's
+/// misplaced copy of it removed.
+async fn stage_rootfs_diff(backend: &AgentBackend, c: &Container, image_dir: &str) -> Result<bool> {
+    let Some(archive) = c.checkpoint.as_deref().and_then(rootfs_diff::archive_of) else {
+        return Ok(false);
+    };
+    if std::fs::symlink_metadata(&archive).is_err() {
+        return Ok(false);
+    }
+    let (id, rootfs) = (c.id.clone(), c.host_rootfs());
+    let upper = backend.host_upper(c);
+    let set = image_dir.to_string();
+    crate::blocking::run("stage CRI's rootfs diff", move || {
+        if rootfs_diff::is_mount_point(&rootfs)? {
+            tracing::info!(id, rootfs = %rootfs.display(), "restore: rootfs diff applied by containerd (the rootfs is mounted here)");
+            return Ok(false);
+        }
+        let upper = upper.ok_or_else(|| Error::NotStageable {
+            op: Op::Restore,
+            id: id.clone(),
+        })?;
+        let bytes = staging::add_file(&archive, &upper, &set, api::ROOTFS_DIFF_FILE)?;
+        match rootfs_diff::clear_debris(&rootfs) {
+            Ok(n) => tracing::info!(id, bytes, debris = n, rootfs = %rootfs.display(),
+                "restore: rootfs diff staged for the agent; containerd's copy in the bare bundle rootfs removed"),
+            Err(e) => tracing::warn!(id, error = %e, "restore: cannot remove containerd's copy of the rootfs diff"),
+        }
+        Ok(true)
+    })
+    .await
+}
+
+/// The client, once the agent has said it applies a rootfs diff (an older
+/// one would ignore the field and restore without it).
+async fn applies_rootfs_diff(
+    backend: &AgentBackend,
+    client: api::AgentClient,
+    id: &str,
+) -> Result<api::AgentClient> {
+    let caps = client
+        .capabilities(
+            api::context_with_timeout(backend.timeout),
+            &api::CapabilitiesRequest::new(),
+        )
+        .await
+        .map_err(|e| Error::from_agent(Op::Restore, id, e))?;
+    if caps.api_version < api::ROOTFS_DIFF_API_VERSION {
+        return Err(Error::Agent {
+            op: Op::Restore,
+            id: id.to_string(),
+            status: ttrpc::get_status(
+                ttrpc::Code::FAILED_PRECONDITION,
+                format!(
+                    "CRI's rootfs diff must be applied in the guest, and kata-cr-agent {} (api_version {}) cannot: api_version {} can (update the guest's kata-cr-agent)",
+                    caps.agent_version, caps.api_version, api::ROOTFS_DIFF_API_VERSION
+                ),
+            ),
+        });
+    }
+    Ok(client)
 }
 
 /// The checkpoint directory containerd gives Create (`ctr c restore`: the

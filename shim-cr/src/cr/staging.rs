@@ -320,6 +320,54 @@ pub fn stage_in(src: &Path, upper: &Path, name: &str) -> Result<Staged> {
     res
 }
 
+/// Copies the regular file `src` into the existing set `name` of `upper`
+/// as `as_name` (never following a link on either side, never replacing a
+/// file). Returns its size.
+pub fn add_file(src: &Path, upper: &Path, name: &str, as_name: &str) -> Result<u64> {
+    validate_name(name)?;
+    if !is_private(name) {
+        return Err(Error::InvalidArgument(format!(
+            "{name}: only a private image set takes extra files"
+        )));
+    }
+    let (src_dir, file) = match (src.parent(), src.file_name().and_then(|f| f.to_str())) {
+        (Some(d), Some(f)) => (d, f),
+        _ => {
+            return Err(Error::InvalidArgument(format!(
+                "{}: not a file path",
+                src.display()
+            )))
+        }
+    };
+    let src_fd = open_dir(src_dir)?;
+    let st = fstatat(&src_fd, file, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+        .map_err(nix_err(src.display().to_string()))?;
+    if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) != SFlag::S_IFREG {
+        return Err(Error::InvalidArgument(format!(
+            "{} is not a regular file; refusing it",
+            src.display()
+        )));
+    }
+    let upper_fd = open_dir(upper)?;
+    let shown = format!("{}/{name}", upper.display());
+    let dest = open_subdir(&upper_fd, name, &shown)?;
+    // copy_one names the file the same on both sides.
+    if file != as_name {
+        return Err(Error::InvalidArgument(format!(
+            "{}: staged as {as_name}, not under another name",
+            src.display()
+        )));
+    }
+    copy_one(
+        &src_fd,
+        &dest,
+        file,
+        &src_dir.display().to_string(),
+        Path::new(&shown),
+    )?;
+    Ok(st.st_size as u64)
+}
+
 /// Removes the set `name` of `upper` off the runtime; a failure is logged
 /// (what stays is inside the container's rootfs, which its Delete removes).
 pub async fn discard(upper: PathBuf, name: String) {

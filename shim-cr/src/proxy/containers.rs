@@ -183,6 +183,7 @@ mod tests {
             bundle: format!("/b/{id}").into(),
             upperdir: None,
             exec_guard: None,
+            checkpoint: None,
         }
     }
 

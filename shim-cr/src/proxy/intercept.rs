@@ -163,6 +163,7 @@ impl Router {
         let (wrapped, guard) = self.wrap(&create, mode).await?;
         let mut container = Container::from_create(&create);
         container.exec_guard = guard;
+        container.checkpoint = checkpoint.clone();
         let mut changed = self.rewrite_create_options(&mut create);
         if checkpoint.is_some() {
             if !wrapped {

@@ -214,6 +214,7 @@ fn container_at(id: &str, upperdir: PathBuf) -> Result<Container> {
         bundle: Path::new("/").join(id),
         upperdir: Some(upperdir),
         exec_guard: None,
+        checkpoint: None,
     })
 }
 
