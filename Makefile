@@ -80,8 +80,8 @@ e2e-1.7: build
 # kata-cr, checkpoint/restore under kata-cr. Without Kata's binaries they do not run, and
 # the summary of make test says so. Every case boots one or two qemu TCG guests (about a
 # minute each on 2 cores): make test runs the checkpoint suite there (KATA_E2E_SUITES);
-# `make kata-e2e KATA_E2E_SUITES=restore` runs the restore suite, one of whose cases is
-# still red on Kata (README, "Proven against real Kata"), and KATA_E2E_SUITES=all every
+# `make kata-e2e KATA_E2E_SUITES=restore` runs the restore suite (its cases green one by one
+# on Kata; README, "Proven against real Kata"), and KATA_E2E_SUITES=all every
 # suite (conformance A/B kata vs kata-cr too: about an hour).
 KATA_E2E_SUITES ?= checkpoint
 kata-e2e: build
